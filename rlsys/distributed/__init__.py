@@ -1,0 +1,1 @@
+"""Everything that knows about Ray or process groups: actor wrapping, cluster start, weight sync."""

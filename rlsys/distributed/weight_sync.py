@@ -1,0 +1,125 @@
+"""Bucketed weight broadcast from learner rank 0 to rollout engines over one process group.
+
+Metadata (names, shapes, dtypes, bucket layout) travels by Ray call; tensors travel only
+through the collective. The group is built directly from a TCPStore hosted by the learner
+(rank 0) so it never touches the learner's own default (DeepSpeed) group. Gloo on CPU,
+NCCL on GPU: the same code, a different backend.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+DTYPES = {str(d): d for d in (torch.float32, torch.bfloat16, torch.float16)}
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # e.g. "torch.bfloat16"
+    offset: int  # byte offset inside the bucket
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    buckets: tuple[tuple[TensorMeta, ...], ...]
+    version: int
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(bucket_bytes(b) for b in self.buckets)
+
+    def to_wire(self) -> dict:
+        """Plain lists and ints: rpc into vLLM's engine process serialises nothing richer."""
+        return {
+            "version": self.version,
+            "buckets": [[[m.name, list(m.shape), m.dtype, m.offset, m.nbytes] for m in b] for b in self.buckets],
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict) -> "SyncPlan":
+        buckets = tuple(
+            tuple(TensorMeta(n, tuple(s), d, o, b) for n, s, d, o, b in bucket) for bucket in wire["buckets"]
+        )
+        return cls(buckets=buckets, version=int(wire["version"]))
+
+
+def bucket_bytes(bucket: Iterable[TensorMeta]) -> int:
+    return sum(m.nbytes for m in bucket)
+
+
+def plan_buckets(
+    named: Iterable[tuple[str, tuple[int, ...], torch.dtype]], bucket_bytes_limit: int, version: int
+) -> SyncPlan:
+    """Group tensors, in order, into buckets of at most `bucket_bytes_limit` bytes
+    (a single larger tensor gets a bucket of its own)."""
+    buckets: list[tuple[TensorMeta, ...]] = []
+    current: list[TensorMeta] = []
+    used = 0
+    for name, shape, dtype in named:
+        nbytes = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
+        if current and used + nbytes > bucket_bytes_limit:
+            buckets.append(tuple(current))
+            current, used = [], 0
+        current.append(TensorMeta(name, tuple(shape), str(dtype), used, nbytes))
+        used += nbytes
+    if current:
+        buckets.append(tuple(current))
+    return SyncPlan(buckets=tuple(buckets), version=version)
+
+
+def pack_bucket(tensors: list[torch.Tensor], bucket: tuple[TensorMeta, ...], device: torch.device) -> torch.Tensor:
+    flat = torch.empty(bucket_bytes(bucket), dtype=torch.uint8, device=device)
+    for t, meta in zip(tensors, bucket, strict=True):
+        src = t.detach().to(device=device, dtype=DTYPES[meta.dtype]).contiguous()
+        flat[meta.offset : meta.offset + meta.nbytes].copy_(src.view(-1).view(torch.uint8))
+    return flat
+
+
+def unpack_bucket(flat: torch.Tensor, bucket: tuple[TensorMeta, ...]) -> Iterator[tuple[str, torch.Tensor]]:
+    for meta in bucket:
+        raw = flat[meta.offset : meta.offset + meta.nbytes]
+        yield meta.name, raw.view(DTYPES[meta.dtype]).view(meta.shape)
+
+
+def create_group(
+    backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float
+) -> dist.ProcessGroup:
+    """Join a process group of `world_size` ranks rendezvousing at host:port (rank 0 hosts)."""
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store = dist.TCPStore(host, port, world_size, is_master=(rank == 0), timeout=timeout)
+    prefixed = dist.PrefixStore("rlsys-weight-sync", store)
+    if backend == "gloo":
+        opts = dist.ProcessGroupGloo._Options()
+        opts._timeout = timeout
+        opts._devices = [dist.ProcessGroupGloo.create_device(hostname=host)]
+        group = dist.ProcessGroupGloo(prefixed, rank, world_size, opts)
+    elif backend == "nccl":
+        opts = dist.ProcessGroupNCCL.Options()
+        opts._timeout = timeout
+        group = dist.ProcessGroupNCCL(prefixed, rank, world_size, opts)
+    else:
+        raise ValueError(f"unknown weight-sync backend {backend!r}; use 'gloo' or 'nccl'")
+    group._rlsys_store = store  # keep the store alive as long as the group
+    return group
+
+
+def broadcast(group: dist.ProcessGroup, tensor: torch.Tensor, timeout_s: float) -> None:
+    opts = dist.BroadcastOptions()
+    opts.rootRank = 0
+    work = group.broadcast([tensor], opts)
+    if not work.wait(datetime.timedelta(seconds=timeout_s)):
+        raise TimeoutError(f"weight broadcast did not finish in {timeout_s}s")
+
+
+def tensor_checksum(t: torch.Tensor) -> tuple[float, float]:
+    """(sum, sum of squares) in float64: equal weights give equal checksums."""
+    x = t.detach().to(torch.float64)
+    return float(x.sum()), float((x * x).sum())

@@ -1,0 +1,1 @@
+"""Model loading, built-in model catalogue and log-prob computation."""

@@ -1,0 +1,1 @@
+"""The roles of a run as plain classes: rollout, learner, reward. Ray wrapping lives in rlsys.distributed."""

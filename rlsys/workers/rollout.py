@@ -1,0 +1,118 @@
+"""RolloutWorker: one vLLM engine that samples groups of completions and takes new weights in place."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from rlsys.types import Sample
+
+EXTENSION = "rlsys.workers.vllm_extension.RlsysWorkerExtension"
+
+
+def group_temperatures(group_size: int, temperature: float, temperature_range: tuple[float, float] | None) -> list[float]:
+    """One temperature per sample of a group: constant, or spread linearly over a range."""
+    if temperature_range is None or group_size == 1:
+        return [temperature] * group_size
+    low, high = temperature_range
+    step = (high - low) / (group_size - 1)
+    return [low + i * step for i in range(group_size)]
+
+
+class RolloutWorker:
+    def __init__(
+        self,
+        model_path: str,
+        dtype: str = "bfloat16",
+        max_model_len: int = 1024,
+        kv_cache_gib: float = 1.0,
+        enforce_eager: bool = True,
+        seed: int = 0,
+        name: str = "rollout-0",
+    ) -> None:
+        from vllm import LLM
+
+        self.name = name
+        self.version = 0
+        started = time.perf_counter()
+        self.llm = LLM(
+            model=model_path,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            kv_cache_memory_bytes=int(kv_cache_gib * 2**30),
+            enforce_eager=enforce_eager,
+            seed=seed,
+            worker_extension_cls=EXTENSION,
+            disable_log_stats=True,
+        )
+        self.startup_seconds = time.perf_counter() - started
+
+    def ping(self) -> str:
+        return f"{self.name} pid={os.getpid()} version={self.version}"
+
+    def generate(
+        self,
+        prompt_ids: list[list[int]],
+        temperatures: list[float],
+        max_tokens: int,
+        top_p: float = 1.0,
+        prompt_offset: int = 0,
+    ) -> list[Sample]:
+        """Sample len(temperatures) completions per prompt, group by group.
+
+        With one temperature the group is a single request with n=G (shared prefill);
+        with several, each sample is its own request at its own temperature.
+        """
+        from vllm import SamplingParams
+
+        def params(t: float, n: int) -> SamplingParams:
+            greedy = t == 0.0
+            return SamplingParams(
+                n=n, temperature=t, top_p=1.0 if greedy else top_p, max_tokens=max_tokens, logprobs=0
+            )
+
+        same = len(set(temperatures)) == 1
+        requests, sampling, temps = [], [], []
+        for ids in prompt_ids:
+            if same:
+                requests.append({"prompt_token_ids": list(ids)})
+                sampling.append(params(temperatures[0], len(temperatures)))
+            else:
+                for t in temperatures:
+                    requests.append({"prompt_token_ids": list(ids)})
+                    sampling.append(params(t, 1))
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        samples: list[Sample] = []
+        group = len(temperatures)
+        for req_index, out in enumerate(outputs):
+            prompt_index = req_index if same else req_index // group
+            for k, comp in enumerate(out.outputs):
+                t = temperatures[k] if same else temperatures[req_index % group]
+                ids = list(comp.token_ids)
+                lps = [entry[tok].logprob for tok, entry in zip(ids, comp.logprobs or [])] if comp.logprobs else []
+                samples.append(
+                    Sample(
+                        prompt_index=prompt_offset + prompt_index,
+                        prompt_ids=list(out.prompt_token_ids),
+                        completion_ids=ids,
+                        text=comp.text,
+                        sampling_logprobs=lps,
+                        finish_reason=str(comp.finish_reason),
+                        weight_version=self.version,
+                        temperature=t,
+                    )
+                )
+        return samples
+
+    def init_sync_group(self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
+        self.llm.collective_rpc("rlsys_init_sync_group", args=(backend, host, port, rank, world_size, timeout_s))
+
+    def receive_weights(self, wire_plan: dict) -> int:
+        self.llm.collective_rpc("rlsys_receive_weights", args=(wire_plan,))
+        # Cached KV blocks were computed by the old weights.
+        self.llm.reset_prefix_cache()
+        self.version = int(wire_plan["version"])
+        return self.version
+
+    def checksums(self) -> dict[str, tuple[float, float]]:
+        return self.llm.collective_rpc("rlsys_checksums")[0]

@@ -1,0 +1,75 @@
+"""Methods mixed into every vLLM worker (`worker_extension_cls`) to receive broadcast weights.
+
+Names start with `rlsys_` because vLLM workers already define `update_weights` and
+friends, and a clash stops the engine at start-up. Tensors cannot travel as rpc
+arguments, so the rpc carries only the plan; the bytes come through the process group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from rlsys.distributed.weight_sync import (
+    SyncPlan,
+    bucket_bytes,
+    broadcast,
+    create_group,
+    tensor_checksum,
+    unpack_bucket,
+)
+
+
+class RlsysWorkerExtension:
+    def rlsys_init_sync_group(
+        self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float
+    ) -> None:
+        self._rlsys_group = create_group(backend, host, port, rank, world_size, timeout_s)
+        self._rlsys_timeout_s = timeout_s
+
+    def _rlsys_stream(self, plan: SyncPlan) -> Iterator[tuple[str, torch.Tensor]]:
+        device = next(self.model_runner.get_model().parameters()).device
+        for bucket in plan.buckets:
+            flat = torch.empty(bucket_bytes(bucket), dtype=torch.uint8, device=device)
+            broadcast(self._rlsys_group, flat, self._rlsys_timeout_s)
+            yield from unpack_bucket(flat, bucket)
+
+    def rlsys_receive_weights(self, wire_plan: dict) -> int:
+        plan = SyncPlan.from_wire(wire_plan)
+        # One reload over a lazy stream: vLLM's layerwise reload expects every weight in
+        # one call, and the stream keeps only one bucket in memory at a time.
+        self.model_runner.reload_weights(weights_iterator=self._rlsys_stream(plan))
+        self._rlsys_version = plan.version
+        return plan.version
+
+    def rlsys_checksums(self) -> dict[str, tuple[float, float]]:
+        """Checksums of the weights the engine computes with, keyed by the HF names they hold.
+
+        vLLM fuses q/k/v and gate/up projections; a fused tensor's checksum is the sum of
+        its parts' checksums, so the key lists the parts joined by '+'. On the CPU, vLLM
+        moves linear weights into packed oneDNN/SGL buffers and leaves an empty parameter;
+        those are read back by multiplying the packed layer with an identity matrix.
+        """
+        model = self.model_runner.get_model()
+        packed = getattr(model, "packed_modules_mapping", {}) or {}
+        out = {}
+        for module_name, module in model.named_modules():
+            for leaf, param in module.named_parameters(recurse=False):
+                tensor = param
+                if leaf == "weight" and param.numel() == 0 and hasattr(module, "cpu_linear"):
+                    tensor = _read_packed_linear_weight(module, param.dtype)
+                prefix, _, short = module_name.rpartition(".")
+                if short in packed:
+                    key = "+".join(f"{prefix}.{p}.{leaf}" if prefix else f"{p}.{leaf}" for p in packed[short])
+                else:
+                    key = f"{module_name}.{leaf}" if module_name else leaf
+                out[key] = tensor_checksum(tensor)
+        return out
+
+
+def _read_packed_linear_weight(module: torch.nn.Module, dtype: torch.dtype) -> torch.Tensor:
+    in_features = getattr(module, "input_size_per_partition", None) or module.input_size
+    eye = torch.eye(in_features, dtype=dtype)
+    with torch.no_grad():
+        return module.cpu_linear(eye, None, None).t()
