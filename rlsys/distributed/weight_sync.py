@@ -89,9 +89,14 @@ def unpack_bucket(flat: torch.Tensor, bucket: tuple[TensorMeta, ...]) -> Iterato
         yield meta.name, raw.view(DTYPES[meta.dtype]).view(meta.shape)
 
 
-def create_group(
-    backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float
-) -> dist.ProcessGroup:
+@dataclass
+class SyncGroup:
+    group: dist.ProcessGroup
+    store: dist.TCPStore  # must outlive the group
+    timeout_s: float
+
+
+def create_group(backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> SyncGroup:
     """Join a process group of `world_size` ranks rendezvousing at host:port (rank 0 hosts)."""
     timeout = datetime.timedelta(seconds=timeout_s)
     store = dist.TCPStore(host, port, world_size, is_master=(rank == 0), timeout=timeout)
@@ -107,16 +112,15 @@ def create_group(
         group = dist.ProcessGroupNCCL(prefixed, rank, world_size, opts)
     else:
         raise ValueError(f"unknown weight-sync backend {backend!r}; use 'gloo' or 'nccl'")
-    group._rlsys_store = store  # keep the store alive as long as the group
-    return group
+    return SyncGroup(group, store, timeout_s)
 
 
-def broadcast(group: dist.ProcessGroup, tensor: torch.Tensor, timeout_s: float) -> None:
+def broadcast(sync: SyncGroup, tensor: torch.Tensor) -> None:
     opts = dist.BroadcastOptions()
     opts.rootRank = 0
-    work = group.broadcast([tensor], opts)
-    if not work.wait(datetime.timedelta(seconds=timeout_s)):
-        raise TimeoutError(f"weight broadcast did not finish in {timeout_s}s")
+    work = sync.group.broadcast([tensor], opts)
+    if not work.wait(datetime.timedelta(seconds=sync.timeout_s)):
+        raise TimeoutError(f"weight broadcast did not finish in {sync.timeout_s}s")
 
 
 def tensor_checksum(t: torch.Tensor) -> tuple[float, float]:

@@ -250,7 +250,6 @@ class Learner:
     def init_sync_group(self, backend: str, host: str, port: int, world_size: int, timeout_s: float) -> None:
         if self.rank == 0:
             self.sync_group = create_group(backend, host, port, 0, world_size, timeout_s)
-        self.sync_timeout_s = timeout_s
 
     def broadcast_weights(self, wire_plan: dict) -> dict[str, float]:
         """Send every bucket of `wire_plan` to the engines. Every rank must call this
@@ -269,7 +268,7 @@ class Learner:
             with gather:
                 if self.rank == 0:
                     flat = pack_bucket(tensors, bucket, self.device)
-                    broadcast(self.sync_group, flat, self.sync_timeout_s)
+                    broadcast(self.sync_group, flat)
         seconds = time.perf_counter() - started
         return {"sync/seconds": seconds, "sync/bytes": float(plan.total_bytes),
                 "sync/bytes_per_s": plan.total_bytes / max(seconds, 1e-9)}

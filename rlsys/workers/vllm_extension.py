@@ -25,21 +25,21 @@ class RlsysWorkerExtension:
     def rlsys_init_sync_group(
         self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float
     ) -> None:
-        self._rlsys_group = create_group(backend, host, port, rank, world_size, timeout_s)
-        self._rlsys_timeout_s = timeout_s
+        self._rlsys_sync = create_group(backend, host, port, rank, world_size, timeout_s)
 
-    def _rlsys_stream(self, plan: SyncPlan) -> Iterator[tuple[str, torch.Tensor]]:
-        device = next(self.model_runner.get_model().parameters()).device
+    def _rlsys_stream(self, plan: SyncPlan, device: torch.device) -> Iterator[tuple[str, torch.Tensor]]:
         for bucket in plan.buckets:
             flat = torch.empty(bucket_bytes(bucket), dtype=torch.uint8, device=device)
-            broadcast(self._rlsys_group, flat, self._rlsys_timeout_s)
+            broadcast(self._rlsys_sync, flat)
             yield from unpack_bucket(flat, bucket)
 
     def rlsys_receive_weights(self, wire_plan: dict) -> int:
         plan = SyncPlan.from_wire(wire_plan)
         # One reload over a lazy stream: vLLM's layerwise reload expects every weight in
         # one call, and the stream keeps only one bucket in memory at a time.
-        self.model_runner.reload_weights(weights_iterator=self._rlsys_stream(plan))
+        # Read the device now: during the reload the parameters sit on the meta device.
+        device = getattr(self, "device", None) or torch.device("cpu")
+        self.model_runner.reload_weights(weights_iterator=self._rlsys_stream(plan, device))
         self._rlsys_version = plan.version
         return plan.version
 

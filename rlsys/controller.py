@@ -1,0 +1,267 @@
+"""The controller: the only place that knows the order of the steps of a run.
+
+sample -> reward -> advantages -> learn -> sync -> log -> evaluate, every iteration,
+then save. Everything that can be checked before an actor starts (config, model path,
+data, reward functions, run folder) is checked in `prepare`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rlsys.algorithms.advantages import grpo_advantages
+from rlsys.config import Config, dump_config
+from rlsys.data.samplers import PromptSampler
+from rlsys.data.sources import load_train_eval
+from rlsys.data.templates import render_prompt
+from rlsys.eval.metrics import task_metrics
+from rlsys.models.catalog import resolve_model
+from rlsys.observability.progress import ProgressDisplay
+from rlsys.observability.trackers import JsonlTracker, RayMetricsTracker, TensorBoardTracker, Trackers, WandbTracker
+from rlsys.rewards.registry import RewardSet
+from rlsys.types import PromptItem, Sample
+from rlsys.workers.learner import TrainItem
+from rlsys.workers.rollout import group_temperatures
+
+
+class RunError(RuntimeError):
+    """A run stopped: which actor, doing what, and why."""
+
+
+def wait_all(refs: list, names: list[str], what: str, timeout_s: float | None = None) -> list:
+    """ray.get over several actors that names the first one to fail, or the ones that did
+    not answer within `timeout_s`; it never hangs on a dead actor."""
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    pending = list(refs)
+    while pending:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, pending = ray.wait(pending, num_returns=1, timeout=left)
+        if not ready:
+            late = [n for r, n in zip(refs, names) if r in pending]
+            raise RunError(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
+        try:
+            ray.get(ready[0])
+        except (RayActorError, RayTaskError) as exc:
+            raise RunError(f"{what}: {names[refs.index(ready[0])]} failed: {exc}") from exc
+    return ray.get(refs)
+
+
+@dataclass
+class Prepared:
+    model_path: str
+    train: list[PromptItem]
+    evaluation: list[PromptItem]
+
+
+def prepare_run_dir(cfg: Config) -> Path:
+    run_dir = Path(cfg.run.dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not cfg.run.overwrite:
+            raise RunError(f"run folder {run_dir} is not empty; pick another run.dir or set run.overwrite=true")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Every check that needs no actor: model path, data rows, reward functions."""
+    from transformers import AutoTokenizer
+
+    model_path = resolve_model(cfg.model.path)
+    RewardSet(cfg.reward.terms)
+    train_tasks, eval_tasks = load_train_eval(cfg.data, cfg.run.seed)
+    tok = AutoTokenizer.from_pretrained(model_path)
+
+    def items(tasks) -> list[PromptItem]:
+        out = []
+        for t in tasks:
+            text = render_prompt(tok, t.question, cfg.data.template, cfg.data.system_prompt)
+            ids = tok(text, add_special_tokens=False).input_ids
+            out.append(PromptItem(text, ids, t.question, t.answer, t.metadata))
+        return out
+
+    return Prepared(model_path, items(train_tasks), items(eval_tasks))
+
+
+class Controller:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.version = 0
+
+    # ----- set-up ---------------------------------------------------------------------
+    def start(self, prepared: Prepared) -> None:
+        import ray
+
+        from rlsys.distributed.actors import start_learners, start_reward_worker, start_rollout_workers
+        from rlsys.distributed.cluster import init_ray
+
+        cfg = self.cfg
+        self.data = prepared
+        init_ray(cfg.ray)
+        steps_per_iter = cfg.learner.epochs * (cfg.batch_size // cfg.learner.mini_batch_size)
+        self.rollout = start_rollout_workers(cfg, prepared.model_path)
+        self.rollout_names = [f"rollout-{i}" for i in range(len(self.rollout))]
+        self.learners = start_learners(cfg, prepared.model_path, steps_per_iter * cfg.run.iterations)
+        self.learner_names = [f"learner-{i}" for i in range(len(self.learners))]
+        self.reward = start_reward_worker(cfg)
+        wait_all([w.ping.remote() for w in self.rollout], self.rollout_names, "starting vLLM engines")
+        host, port = wait_all([self.learners[0].sync_endpoint.remote()], ["learner-0"], "sync endpoint")[0]
+        backend = cfg.sync.backend if cfg.sync.backend != "auto" else ("nccl" if cfg.rollout.num_gpus else "gloo")
+        world = 1 + len(self.rollout)
+        args = (backend, host, port)
+        refs = [lr.init_sync_group.remote(*args, world, cfg.sync.timeout_s) for lr in self.learners]
+        refs += [w.init_sync_group.remote(*args, 1 + i, world, cfg.sync.timeout_s) for i, w in enumerate(self.rollout)]
+        wait_all(refs, self.learner_names + self.rollout_names, "joining the weight-sync group", cfg.sync.timeout_s + 30)
+        self.ray = ray
+
+    # ----- phases ---------------------------------------------------------------------
+    def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int) -> list[Sample]:
+        n = len(self.rollout)
+        chunks = [(i * len(items) // n, (i + 1) * len(items) // n) for i in range(n)]
+        refs = [
+            w.generate.remote([it.prompt_ids for it in items[a:b]], temperatures, max_tokens, self.cfg.rollout.top_p, a)
+            for w, (a, b) in zip(self.rollout, chunks)
+        ]
+        return [s for part in wait_all(refs, self.rollout_names, "generation") for s in part]
+
+    def evaluate(self) -> dict[str, float]:
+        items = self.data.evaluation
+        max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
+        samples = self.generate(items, [0.0], max_tokens)
+        return task_metrics(
+            [s.text for s in samples], [items[s.prompt_index].answer for s in samples],
+            [len(s.completion_ids) for s in samples],
+        )
+
+    def sync(self) -> dict[str, float]:
+        cfg = self.cfg
+        self.version += 1
+        plan = wait_all([self.learners[0].weight_plan.remote(cfg.sync.bucket_mb, cfg.model.dtype, self.version)],
+                        ["learner-0"], "planning the weight sync")[0]
+        started = time.perf_counter()
+        refs = [lr.broadcast_weights.remote(plan) for lr in self.learners]
+        refs += [w.receive_weights.remote(plan) for w in self.rollout]
+        results = wait_all(refs, self.learner_names + self.rollout_names, "weight sync", cfg.sync.timeout_s)
+        seconds = time.perf_counter() - started
+        stats = results[0]
+        return {**stats, "time/sync": seconds, "sync/version": float(self.version)}
+
+    def iteration(self, sampler: PromptSampler) -> dict[str, float]:
+        cfg, t = self.cfg, {}
+        items = [self.data.train[i] for i in sampler.next(cfg.rollout.prompts_per_iteration)]
+        temps = group_temperatures(cfg.rollout.group_size, cfg.rollout.temperature, cfg.rollout.temperature_range)
+        started = time.perf_counter()
+        samples = self.generate(items, temps, cfg.rollout.max_new_tokens)
+        t["time/generation"] = time.perf_counter() - started
+        stale = {s.weight_version for s in samples} - {self.version}
+        if stale:
+            raise RunError(f"off-policy samples: weight versions {sorted(stale)} while the learner is at {self.version}")
+
+        started = time.perf_counter()
+        rewards, parts = wait_all([self.reward.score.remote(
+            [items[s.prompt_index].prompt for s in samples], [s.text for s in samples],
+            [items[s.prompt_index].answer for s in samples])], ["reward"], "scoring rewards")[0]
+        advantages = grpo_advantages(torch.tensor(rewards), cfg.rollout.group_size, cfg.grpo.std_normalize)
+        t["time/reward"] = time.perf_counter() - started
+
+        train_items = [TrainItem(s.prompt_ids, s.completion_ids, float(a)) for s, a in zip(samples, advantages)]
+        k = len(self.learners)
+        shards = [train_items[r::k] for r in range(k)]
+        stats = wait_all([lr.train_on_batch.remote(sh) for lr, sh in zip(self.learners, shards)],
+                         self.learner_names, "training")[0]
+        sync = self.sync()
+
+        grouped = torch.tensor(rewards).view(-1, cfg.rollout.group_size)
+        lengths = [len(s.completion_ids) for s in samples]
+        metrics = {
+            "reward/mean": float(grouped.mean()),
+            "reward/std": float(grouped.std()),
+            **{f"reward/{name}": sum(v) / len(v) for name, v in parts.items()},
+            "rollout/accuracy": sum(parts.get("correctness", [0.0])) / len(samples),
+            "rollout/mixed_groups": float((grouped.std(dim=1) > 0).float().mean()),
+            "rollout/tokens": float(sum(lengths)),
+            "rollout/mean_completion_tokens": sum(lengths) / len(lengths),
+            "rollout/tokens_per_s": sum(lengths) / max(t["time/generation"], 1e-9),
+            **stats, **sync, **t,
+        }
+        return metrics
+
+    # ----- the run --------------------------------------------------------------------
+    def run(self, run_dir: Path) -> dict:
+        cfg = self.cfg
+        started = time.perf_counter()
+        sinks = [JsonlTracker(run_dir / "metrics.jsonl")]
+        if cfg.tracking.ray_metrics:
+            sinks.append(RayMetricsTracker(run_dir.name))
+        if cfg.tracking.tensorboard:
+            sinks.append(TensorBoardTracker(run_dir / "tensorboard"))
+        if cfg.tracking.wandb_project:
+            sinks.append(WandbTracker(cfg.tracking.wandb_project, run_dir, cfg.model_dump(mode="json")))
+        trackers = Trackers(sinks)
+        sampler = PromptSampler(len(self.data.train), cfg.run.seed)
+        with ProgressDisplay(cfg.run.iterations, enabled=cfg.tracking.console) as progress:
+            progress.phase("eval (before)")
+            eval_before = self.evaluate()
+            progress.note(f"held-out before: {json.dumps(eval_before)}")
+            for it in range(1, cfg.run.iterations + 1):
+                t0 = time.perf_counter()
+                metrics = self.iteration(sampler)
+                if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it != cfg.run.iterations:
+                    metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
+                metrics["time/iteration"] = time.perf_counter() - t0
+                trackers.log(it, metrics)
+                progress.advance(metrics)
+            progress.phase("eval (after)")
+            eval_after = self.evaluate()
+            progress.note(f"held-out after: {json.dumps(eval_after)}")
+        trackers.close()
+        self.save_model(run_dir / "model")
+        summary = {
+            "eval_before": eval_before,
+            "eval_after": eval_after,
+            "iterations": cfg.run.iterations,
+            "wall_seconds": time.perf_counter() - started,
+            "final_weight_version": self.version,
+            "model_dir": str(run_dir / "model"),
+        }
+        write_json_atomic(run_dir / "summary.json", summary)
+        return summary
+
+    def save_model(self, out: Path) -> None:
+        tmp = out.with_name(out.name + ".partial")
+        refs = [lr.save.remote(str(tmp), self.cfg.model.dtype) for lr in self.learners]
+        wait_all(refs, self.learner_names, "saving the model")
+        tmp.rename(out)
+
+    def shutdown(self) -> None:
+        import ray
+
+        for handle in getattr(self, "rollout", []) + getattr(self, "learners", []):
+            ray.kill(handle)
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.rename(path)
+
+
+def train(cfg: Config) -> dict:
+    prepared = prepare(cfg)
+    run_dir = prepare_run_dir(cfg)
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    controller = Controller(cfg)
+    try:
+        controller.start(prepared)
+        return controller.run(run_dir)
+    finally:
+        controller.shutdown()

@@ -1,0 +1,1 @@
+"""Prompt sources, prompt templates and the resumable prompt sampler."""

@@ -1,0 +1,37 @@
+"""A resumable, seeded sampler that walks shuffled epochs over the training tasks."""
+
+from __future__ import annotations
+
+import random
+
+
+class PromptSampler:
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed = size, seed
+        self.epoch, self.position = 0, 0
+        self._order = self._shuffle(0)
+
+    def _shuffle(self, epoch: int) -> list[int]:
+        order = list(range(self.size))
+        random.Random(self.seed * 7919 + epoch).shuffle(order)
+        return order
+
+    def next(self, n: int) -> list[int]:
+        out = []
+        while len(out) < n:
+            if self.position == self.size:
+                self.epoch += 1
+                self.position = 0
+                self._order = self._shuffle(self.epoch)
+            take = min(n - len(out), self.size - self.position)
+            out.extend(self._order[self.position : self.position + take])
+            self.position += take
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "size": self.size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.size = state["seed"], state["size"]
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._order = self._shuffle(self.epoch)

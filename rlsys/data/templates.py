@@ -1,0 +1,17 @@
+"""Prompt templates, applied through the tokenizer's chat template."""
+
+from __future__ import annotations
+
+XML_SYSTEM = (
+    "Think step by step inside <reasoning> </reasoning> tags, then give only the final "
+    "answer inside <answer> </answer> tags."
+)
+PLAIN_SYSTEM = "Solve the problem. End your reply with '#### ' followed by the final answer."
+
+
+def render_prompt(tokenizer, question: str, template: str, system_prompt: str | None = None) -> str:
+    system = system_prompt if system_prompt is not None else (XML_SYSTEM if template == "xml" else PLAIN_SYSTEM)
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return f"{system}\n\n{question}\n"

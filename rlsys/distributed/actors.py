@@ -1,0 +1,66 @@
+"""The one place where plain rlsys classes become Ray actors, and where they are placed."""
+
+from __future__ import annotations
+
+import socket
+
+import ray
+from ray.util.placement_group import placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from rlsys.config import Config
+from rlsys.workers.learner import Learner
+from rlsys.workers.reward import RewardWorker
+from rlsys.workers.rollout import RolloutWorker
+
+
+def _free_endpoint() -> tuple[str, int]:
+    host = ray.util.get_node_ip_address()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return host, s.getsockname()[1]
+
+
+def start_rollout_workers(cfg: Config, model_path: str) -> list:
+    remote = ray.remote(num_cpus=cfg.rollout.num_cpus, num_gpus=cfg.rollout.num_gpus, max_restarts=0)(RolloutWorker)
+    return [
+        remote.options(name=None).remote(
+            model_path,
+            dtype=cfg.model.dtype,
+            max_model_len=cfg.model.max_model_len,
+            kv_cache_gib=cfg.rollout.kv_cache_gib,
+            enforce_eager=cfg.rollout.enforce_eager,
+            seed=cfg.run.seed + 1000 * i,
+            name=f"rollout-{i}",
+        )
+        for i in range(cfg.rollout.num_workers)
+    ]
+
+
+def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:
+    """K learner ranks packed into one placement group; rank 0's node hosts the rendezvous."""
+    lc = cfg.learner
+    bundle = {"CPU": lc.num_cpus} | ({"GPU": lc.num_gpus} if lc.num_gpus else {})
+    group = placement_group([bundle] * lc.num_ranks, strategy="PACK")
+    ray.get(group.ready())
+    host, port = ray.get(
+        ray.remote(num_cpus=0)(_free_endpoint)
+        .options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
+        .remote()
+    )
+    remote = ray.remote(max_restarts=0)(Learner)
+    return [
+        remote.options(
+            num_cpus=lc.num_cpus,
+            num_gpus=lc.num_gpus,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
+        ).remote(
+            model_path, lc, cfg.grpo, cfg.model.dtype, rank, lc.num_ranks, host, port,
+            total_optimizer_steps, cfg.run.seed,
+        )
+        for rank in range(lc.num_ranks)
+    ]
+
+
+def start_reward_worker(cfg: Config):
+    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(cfg.reward.terms)

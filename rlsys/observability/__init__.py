@@ -1,0 +1,1 @@
+"""Where metrics go: the terminal, JSONL in the run folder, Ray metrics, TensorBoard, W&B."""

@@ -1,0 +1,1 @@
+"""Rule rewards as plain callables `fn(prompts, completions, answers, **fields) -> list[float]`."""

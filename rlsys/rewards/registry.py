@@ -1,0 +1,69 @@
+"""Reward functions by name, user rewards by dotted path, and their weighted combination."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+
+from rlsys.config import RewardTerm
+from rlsys.rewards.format import format_reward, reasoning_present
+from rlsys.rewards.length import brevity
+from rlsys.rewards.math import correctness
+
+RewardFn = Callable[..., list[float]]
+
+REWARDS: dict[str, RewardFn] = {
+    "correctness": correctness,
+    "format": format_reward,
+    "reasoning": reasoning_present,
+    "brevity": brevity,
+}
+
+
+class RewardError(ValueError):
+    pass
+
+
+def load_reward(name: str) -> RewardFn:
+    """A registered name, or `package.module:function` / `package.module.function`."""
+    if name in REWARDS:
+        return REWARDS[name]
+    module_name, sep, attr = name.partition(":")
+    if not sep:
+        module_name, _, attr = name.rpartition(".")
+    if not module_name:
+        raise RewardError(f"unknown reward {name!r}; registered: {', '.join(REWARDS)}, or a dotted path pkg.module:fn")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RewardError(f"reward {name!r}: cannot import module {module_name!r} ({exc})") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise RewardError(f"reward {name!r}: {module_name!r} has no callable {attr!r}")
+    params = inspect.signature(fn).parameters
+    if len([p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) < 2 and not any(
+        p.kind == p.VAR_POSITIONAL for p in params.values()
+    ):
+        raise RewardError(f"reward {name!r} must accept (prompts, completions, answers, **fields)")
+    return fn
+
+
+class RewardSet:
+    """The configured terms; `score` returns the weighted total and each term's values."""
+
+    def __init__(self, terms: list[RewardTerm]) -> None:
+        if not terms:
+            raise RewardError("reward.terms is empty: configure at least one reward")
+        self.terms = [(t.name, t.weight, t.kwargs, load_reward(t.name)) for t in terms]
+
+    def score(self, prompts: list[str], completions: list[str], answers: list[str], **fields) -> tuple[list[float], dict[str, list[float]]]:
+        parts: dict[str, list[float]] = {}
+        total = [0.0] * len(completions)
+        for name, weight, kwargs, fn in self.terms:
+            values = [float(v) for v in fn(prompts, completions, answers, **fields, **kwargs)]
+            if len(values) != len(completions):
+                raise RewardError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions")
+            parts[name] = values
+            total = [t + weight * v for t, v in zip(total, values)]
+        return total, parts
