@@ -50,9 +50,19 @@ def wait_all(refs: list, names: list[str], what: str, timeout_s: float | None = 
             raise RunError(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
         try:
             ray.get(ready[0])
-        except (RayActorError, RayTaskError) as exc:
-            raise RunError(f"{what}: {names[refs.index(ready[0])]} failed: {exc}") from exc
+        except RayTaskError as exc:
+            cause = exc.cause if exc.cause is not None else exc
+            raise RunError(f"{what}: {names[refs.index(ready[0])]} failed: {type(cause).__name__}: {cause}"
+                           + _still_waiting(refs, names, pending)) from exc
+        except RayActorError as exc:
+            raise RunError(f"{what}: {names[refs.index(ready[0])]} died: {exc}"
+                           + _still_waiting(refs, names, pending)) from exc
     return ray.get(refs)
+
+
+def _still_waiting(refs: list, names: list[str], pending: list) -> str:
+    late = [n for r, n in zip(refs, names) if r in pending]
+    return f" (still waiting on: {', '.join(late)})" if late else ""
 
 
 @dataclass

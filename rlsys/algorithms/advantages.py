@@ -22,5 +22,7 @@ def grpo_advantages(
     grouped = rewards.float().view(-1, group_size)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
     if std_normalize and group_size > 1:
-        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+        std = grouped.std(dim=1, keepdim=True)
+        # A group whose rewards are all equal carries no signal: 0, not 0/0.
+        centred = torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
     return centred.reshape(-1)

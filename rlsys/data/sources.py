@@ -91,11 +91,16 @@ def load_datasets(path: str, question_field: str, answer_field: str) -> list[Tas
 def load_train_eval(cfg: DataConfig, seed: int) -> tuple[list[Task], list[Task]]:
     """Training tasks and a disjoint held-out evaluation set."""
     if cfg.source == "reasoning_gym":
-        # Distinct seeds give distinct procedural problems; drop any exact overlap anyway.
-        train = load_reasoning_gym(cfg.task, cfg.train_size, seed, **cfg.task_kwargs)
-        held = load_reasoning_gym(cfg.task, cfg.eval_size * 2, seed + 7919, **cfg.task_kwargs)
-        seen = {t.question for t in train}
-        evaluation = [t for t in held if t.question not in seen][: cfg.eval_size]
+        # The held-out set comes first and training drops every question in it: small
+        # problem spaces (one-digit sums) repeat questions across seeds.
+        held = load_reasoning_gym(cfg.task, cfg.eval_size * 4, seed + 7919, **cfg.task_kwargs)
+        evaluation = list({t.question: t for t in held}.values())[: cfg.eval_size]
+        held_out = {t.question for t in evaluation}
+        train = [t for t in load_reasoning_gym(cfg.task, cfg.train_size, seed, **cfg.task_kwargs)
+                 if t.question not in held_out]
+        if not train:
+            raise DataError(f"reasoning-gym task {cfg.task!r}: every training problem is in the held-out set; "
+                            "lower data.eval_size or widen data.task_kwargs")
         return train, evaluation
     if cfg.source == "gsm8k_jsonl":
         tasks = load_gsm8k_jsonl(cfg.path, cfg.question_field, cfg.answer_field)

@@ -51,8 +51,11 @@ class SyncPlan:
         return cls(buckets=buckets, version=int(wire["version"]))
 
 
+ALIGN = 16  # every tensor starts on a 16-byte boundary so its bytes can be viewed as any dtype
+
+
 def bucket_bytes(bucket: Iterable[TensorMeta]) -> int:
-    return sum(m.nbytes for m in bucket)
+    return max((m.offset + m.nbytes for m in bucket), default=0)
 
 
 def plan_buckets(
@@ -65,11 +68,12 @@ def plan_buckets(
     used = 0
     for name, shape, dtype in named:
         nbytes = int(torch.Size(shape).numel()) * torch.empty((), dtype=dtype).element_size()
-        if current and used + nbytes > bucket_bytes_limit:
+        offset = -(-used // ALIGN) * ALIGN
+        if current and offset + nbytes > bucket_bytes_limit:
             buckets.append(tuple(current))
-            current, used = [], 0
-        current.append(TensorMeta(name, tuple(shape), str(dtype), used, nbytes))
-        used += nbytes
+            current, offset = [], 0
+        current.append(TensorMeta(name, tuple(shape), str(dtype), offset, nbytes))
+        used = offset + nbytes
     if current:
         buckets.append(tuple(current))
     return SyncPlan(buckets=tuple(buckets), version=version)
@@ -119,8 +123,18 @@ def broadcast(sync: SyncGroup, tensor: torch.Tensor) -> None:
     opts = dist.BroadcastOptions()
     opts.rootRank = 0
     work = sync.group.broadcast([tensor], opts)
-    if not work.wait(datetime.timedelta(seconds=sync.timeout_s)):
-        raise TimeoutError(f"weight broadcast did not finish in {sync.timeout_s}s")
+    try:
+        finished = work.wait(datetime.timedelta(seconds=sync.timeout_s))
+    except RuntimeError as exc:  # gloo reports its timeout as a RuntimeError
+        finished = False
+        detail = f" ({exc})"
+    else:
+        detail = ""
+    if not finished:
+        raise TimeoutError(
+            f"weight broadcast of {tensor.numel() / 2**20:.1f} MiB did not finish within "
+            f"{sync.timeout_s:.0f}s: a peer of the sync group did not join{detail}"
+        )
 
 
 def tensor_checksum(t: torch.Tensor) -> tuple[float, float]:

@@ -273,6 +273,13 @@ class Learner:
         return {"sync/seconds": seconds, "sync/bytes": float(plan.total_bytes),
                 "sync/bytes_per_s": plan.total_bytes / max(seconds, 1e-9)}
 
+    def raw_broadcast(self, nbytes: int) -> float:
+        """One bare broadcast of `nbytes` from rank 0 (the benchmark's baseline)."""
+        flat = torch.zeros(nbytes, dtype=torch.uint8, device=self.device)
+        started = time.perf_counter()
+        broadcast(self.sync_group, flat)
+        return time.perf_counter() - started
+
     def checksums(self, dtype: str) -> dict[str, tuple[float, float]]:
         """Checksums of the learner's weights cast to the engine dtype, by HF name."""
         return {n: tensor_checksum(p.detach().to(DTYPES[dtype])) for n, p in self._named_params()}

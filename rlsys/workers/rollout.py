@@ -114,5 +114,8 @@ class RolloutWorker:
         self.version = int(wire_plan["version"])
         return self.version
 
+    def raw_receive(self, nbytes: int) -> int:
+        return self.llm.collective_rpc("rlsys_raw_receive", args=(nbytes,))[0]
+
     def checksums(self) -> dict[str, tuple[float, float]]:
         return self.llm.collective_rpc("rlsys_checksums")[0]

@@ -43,6 +43,12 @@ class RlsysWorkerExtension:
         self._rlsys_version = plan.version
         return plan.version
 
+    def rlsys_raw_receive(self, nbytes: int) -> int:
+        """One bare broadcast of `nbytes` (the benchmark's baseline for a sync)."""
+        flat = torch.empty(nbytes, dtype=torch.uint8, device=getattr(self, "device", None) or torch.device("cpu"))
+        broadcast(self._rlsys_sync, flat)
+        return nbytes
+
     def rlsys_checksums(self) -> dict[str, tuple[float, float]]:
         """Checksums of the weights the engine computes with, keyed by the HF names they hold.
 
@@ -53,9 +59,12 @@ class RlsysWorkerExtension:
         """
         model = self.model_runner.get_model()
         packed = getattr(model, "packed_modules_mapping", {}) or {}
-        out = {}
+        out, seen = {}, set()
         for module_name, module in model.named_modules():
             for leaf, param in module.named_parameters(recurse=False):
+                if param.numel() and param.data_ptr() in seen:
+                    continue  # a tied weight (lm_head = embed_tokens) is one tensor
+                seen.add(param.data_ptr())
                 tensor = param
                 if leaf == "weight" and param.numel() == 0 and hasattr(module, "cpu_linear"):
                     tensor = _read_packed_linear_weight(module, param.dtype)

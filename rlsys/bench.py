@@ -1,0 +1,113 @@
+"""`rlsys bench`: rollout and weight-sync efficiency against bare vLLM and a raw broadcast,
+and each phase's share of an iteration. The last line printed is one JSON object."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from rlsys.config import Config, RayConfig, load_config
+from rlsys.models.catalog import resolve_model
+
+
+def _prompts(model_path: str, n: int) -> list[list[int]]:
+    from transformers import AutoTokenizer
+
+    from rlsys.data.sources import load_reasoning_gym
+    from rlsys.data.templates import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    tasks = load_reasoning_gym("chain_sum", n, 0)
+    return [tok(render_prompt(tok, t.question, "plain"), add_special_tokens=False).input_ids for t in tasks]
+
+
+def _bare_vllm_tokens_per_s(model_path: str, prompts, group: int, max_tokens: int, repeats: int, dtype: str) -> float:
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model_path, dtype=dtype, max_model_len=1024, kv_cache_memory_bytes=2**30,
+              enforce_eager=True, seed=0, disable_log_stats=True)
+    params = SamplingParams(n=group, temperature=1.0, max_tokens=max_tokens, logprobs=0)
+    requests = [{"prompt_token_ids": p} for p in prompts]
+    llm.generate(requests, params, use_tqdm=False)  # warm-up
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        outs = llm.generate(requests, params, use_tqdm=False)
+        tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
+        rates.append(tokens / (time.perf_counter() - started))
+    llm.llm_engine.engine_core.shutdown()
+    del llm
+    return statistics.median(rates)
+
+
+def run_bench(args) -> dict:
+    import ray
+
+    from rlsys.controller import train
+    from rlsys.distributed.actors import start_learners, start_rollout_workers
+    from rlsys.distributed.cluster import init_ray
+
+    model_path = resolve_model(args.model)
+    prompts = _prompts(model_path, args.prompts)
+    bare = _bare_vllm_tokens_per_s(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, args.dtype)
+
+    cfg = Config.model_validate({
+        "model": {"path": model_path, "dtype": args.dtype},
+        "rollout": {"kv_cache_gib": 1.0},
+        "grpo": {"kl_beta": 0.0},
+        "sync": {"bucket_mb": 64},
+    })
+    init_ray(RayConfig())
+    worker = start_rollout_workers(cfg, model_path)[0]
+    temps = [1.0] * args.group_size
+    ray.get(worker.generate.remote(prompts, temps, args.max_new_tokens))  # warm-up
+    rates = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        samples = ray.get(worker.generate.remote(prompts, temps, args.max_new_tokens))
+        rates.append(sum(len(s.completion_ids) for s in samples) / (time.perf_counter() - started))
+    rlsys_rate = statistics.median(rates)
+
+    learner = start_learners(cfg, model_path, total_optimizer_steps=1)[0]
+    host, port = ray.get(learner.sync_endpoint.remote())
+    ray.get([learner.init_sync_group.remote("gloo", host, port, 2, 120.0),
+             worker.init_sync_group.remote("gloo", host, port, 1, 2, 120.0)])
+    sync_times, raw_times = [], []
+    for version in range(1, args.repeats + 2):
+        plan = ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, args.dtype, version))
+        started = time.perf_counter()
+        ray.get([learner.broadcast_weights.remote(plan), worker.receive_weights.remote(plan)])
+        sync_times.append(time.perf_counter() - started)
+        nbytes = sum(m[4] for b in plan["buckets"] for m in b)
+        started = time.perf_counter()
+        ray.get([learner.raw_broadcast.remote(nbytes), worker.raw_receive.remote(nbytes)])
+        raw_times.append(time.perf_counter() - started)
+    ray.kill(worker)
+    ray.kill(learner)
+    sync_s, raw_s = statistics.median(sync_times[1:]), statistics.median(raw_times[1:])
+
+    # Phase shares from a short real run of the smoke recipe on the same model.
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml",
+                              [f"run.dir={tmp}/run", "run.iterations=3", f"model.path={model_path}",
+                               f"model.dtype={args.dtype}", "tracking.console=false"])
+        train(run_cfg)
+        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    phases = ("generation", "reward", "reference", "old_logprobs", "train", "sync")
+    total = sum(r["time/iteration"] for r in rows[1:])
+    share = {p: round(sum(r[f"time/{p}"] for r in rows[1:]) / total, 4) for p in phases}
+    return {
+        "model": args.model,
+        "rollout_tokens_per_s": round(rlsys_rate, 1),
+        "bare_vllm_tokens_per_s": round(bare, 1),
+        "rollout_efficiency": round(rlsys_rate / bare, 4),
+        "sync_bytes": nbytes,
+        "sync_seconds": round(sync_s, 5),
+        "sync_bytes_per_s": round(nbytes / sync_s, 1),
+        "raw_broadcast_seconds": round(raw_s, 5),
+        "sync_efficiency": round(raw_s / sync_s, 4),
+        "phase_share": share,
+    }

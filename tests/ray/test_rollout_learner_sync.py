@@ -1,0 +1,120 @@
+"""Real Ray actors, a real vLLM engine, a real DeepSpeed learner and a real gloo broadcast,
+on the tiny random model. One engine and one learner are shared by the tests in order."""
+
+import pytest
+import torch
+
+from rlsys.config import Config
+from rlsys.controller import RunError, wait_all
+from rlsys.workers.learner import TrainItem
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def actors(local_ray, tiny_model_path):
+    from rlsys.distributed.actors import start_learners, start_rollout_workers
+
+    cfg = Config.model_validate({
+        "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 256},
+        "rollout": {"num_workers": 1, "kv_cache_gib": 0.25, "prompts_per_iteration": 2, "group_size": 4},
+        "learner": {"mini_batch_size": 4, "micro_batch_size": 2, "lr": 5e-3, "epochs": 1},
+        "grpo": {"kl_beta": 0.1},
+        "sync": {"bucket_mb": 0.05, "timeout_s": 20},
+    })
+    rollout = start_rollout_workers(cfg, tiny_model_path)[0]
+    learner = start_learners(cfg, tiny_model_path, total_optimizer_steps=100)[0]
+    host, port = local_ray.get(learner.sync_endpoint.remote())
+    local_ray.get([learner.init_sync_group.remote("gloo", host, port, 2, 20.0),
+                   rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])
+    yield cfg, rollout, learner
+    local_ray.kill(rollout)
+    local_ray.kill(learner)
+
+
+PROMPTS = [[1, 406, 201, 19, 267, 287, 268, 2], [1, 423, 201, 30, 31]]
+
+
+def test_rollout_generates_groups_with_logprobs_and_version(actors, local_ray):
+    _, rollout, _ = actors
+    samples = local_ray.get(rollout.generate.remote(PROMPTS, [0.7, 1.0, 1.0, 1.3], 12, 1.0, 0))
+    assert len(samples) == 8
+    assert [s.prompt_index for s in samples] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert [s.temperature for s in samples[:4]] == [0.7, 1.0, 1.0, 1.3]
+    for s in samples:
+        assert s.prompt_ids == PROMPTS[s.prompt_index]
+        assert 1 <= len(s.completion_ids) <= 12
+        assert len(s.sampling_logprobs) == len(s.completion_ids)
+        assert all(lp <= 0.0 for lp in s.sampling_logprobs)
+        assert s.weight_version == 0
+    # A random model at T=1 gives different completions within a group.
+    assert len({tuple(s.completion_ids) for s in samples[:4]}) > 1
+
+
+def test_learner_step_moves_the_loss_and_the_logprobs(actors, local_ray):
+    _, _, learner = actors
+    items = [TrainItem([1, 2, 3], [10, 11, 12], 1.0), TrainItem([1, 2, 3], [20, 21, 22], -1.0),
+             TrainItem([4, 5], [10, 11, 12, 13], 1.0), TrainItem([4, 5], [30, 31], -1.0)]
+    before = local_ray.get(learner.logprobs.remote(items))
+    stats = [local_ray.get(learner.train_on_batch.remote(items)) for _ in range(3)]
+    after = local_ray.get(learner.logprobs.remote(items))
+    assert stats[0]["train/optimizer_steps"] == 1 and stats[-1]["train/optimizer_steps"] == 3
+    # First step, before any update: ratio 1 and KL 0, so the loss is the token-mean of
+    # -A: tokens 3*(+1) + 3*(-1) + 4*(+1) + 2*(-1) = 2 over 12 tokens.
+    assert stats[0]["train/loss"] == pytest.approx(-2 / 12, abs=1e-4)
+    assert stats[-1]["train/loss"] != pytest.approx(stats[0]["train/loss"], abs=1e-3)
+    assert stats[-1]["train/kl"] > 0  # moved away from the frozen reference
+    # positive advantage -> more likely; negative -> less likely
+    assert after[0].sum() > before[0].sum() and after[2].sum() > before[2].sum()
+    assert after[1].sum() < before[1].sum() and after[3].sum() < before[3].sum()
+
+
+def _greedy(local_ray, rollout):
+    return [s.completion_ids for s in local_ray.get(rollout.generate.remote(PROMPTS, [0.0], 12, 1.0, 0))]
+
+
+def _assert_checksums_equal(engine, learner):
+    assert set(engine) == {"+".join(k for k in key.split("+")) for key in engine}
+    for key, (s, q) in engine.items():
+        parts = key.split("+")
+        ls = sum(learner[p][0] for p in parts)
+        lq = sum(learner[p][1] for p in parts)
+        assert s == pytest.approx(ls, rel=1e-9, abs=1e-9), key
+        assert q == pytest.approx(lq, rel=1e-9), key
+    covered = {p for key in engine for p in key.split("+")}
+    assert covered == set(learner)  # every learner tensor is in the engine
+
+
+def test_sync_makes_engine_weights_equal_and_changes_greedy_outputs(actors, local_ray):
+    cfg, rollout, learner = actors
+    greedy_before = _greedy(local_ray, rollout)
+    engine_before = local_ray.get(rollout.checksums.remote())
+    learner_now = local_ray.get(learner.checksums.remote("float32"))
+    assert any(engine_before[k][1] != pytest.approx(sum(learner_now[p][1] for p in k.split("+")), rel=1e-9)
+               for k in engine_before), "learner was trained, the engine should still hold the old weights"
+    plan = local_ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, "float32", 1))
+    assert len(plan["buckets"]) > 1  # bucketing exercised
+    stats, version = local_ray.get([learner.broadcast_weights.remote(plan), rollout.receive_weights.remote(plan)])
+    assert version == 1 and stats["sync/bytes"] == sum(m[4] for b in plan["buckets"] for m in b)
+    _assert_checksums_equal(local_ray.get(rollout.checksums.remote()), learner_now)
+    assert _greedy(local_ray, rollout) != greedy_before
+    samples = local_ray.get(rollout.generate.remote(PROMPTS[:1], [1.0], 4, 1.0, 0))
+    assert samples[0].weight_version == 1
+
+
+def test_sync_timeout_names_the_engine(actors, local_ray):
+    cfg, rollout, learner = actors
+    plan = local_ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, "float32", 2))
+    # The learner sends but the engine never joins the broadcast: it must not hang.
+    with pytest.raises(RunError, match=r"weight sync: learner-0 failed: TimeoutError: weight broadcast .* did not finish"
+                                       r" within 20s: a peer of the sync group did not join"):
+        wait_all([learner.broadcast_weights.remote(plan)], ["learner-0"], "weight sync", timeout_s=60)
+
+
+def test_dead_engine_is_named(local_ray, tiny_model_path):
+    from rlsys.distributed.actors import start_reward_worker
+
+    worker = start_reward_worker(Config())
+    local_ray.kill(worker)
+    with pytest.raises(RunError, match="scoring rewards: reward failed"):
+        wait_all([worker.score.remote(["p"], ["c"], ["a"])], ["reward"], "scoring rewards", timeout_s=30)
