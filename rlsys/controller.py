@@ -23,7 +23,14 @@ from rlsys.data.templates import render_prompt
 from rlsys.eval.metrics import task_metrics
 from rlsys.models.catalog import resolve_model
 from rlsys.observability.progress import ProgressDisplay
-from rlsys.observability.trackers import JsonlTracker, RayMetricsTracker, TensorBoardTracker, Trackers, WandbTracker
+from rlsys.observability.trackers import (
+    JsonlTracker,
+    RayMetricsTracker,
+    SampleLog,
+    TensorBoardTracker,
+    Trackers,
+    WandbTracker,
+)
 from rlsys.rewards.registry import RewardSet
 from rlsys.types import PromptItem, Sample
 from rlsys.workers.learner import TrainItem
@@ -165,7 +172,7 @@ class Controller:
         stats = results[0]
         return {**stats, "time/sync": seconds, "sync/version": float(self.version)}
 
-    def iteration(self, sampler: PromptSampler) -> dict[str, float]:
+    def iteration(self, sampler: PromptSampler) -> tuple[dict[str, float], list[dict]]:
         cfg, t = self.cfg, {}
         items = [self.data.train[i] for i in sampler.next(cfg.rollout.prompts_per_iteration)]
         temps = group_temperatures(cfg.rollout.group_size, cfg.rollout.temperature, cfg.rollout.temperature_range)
@@ -203,7 +210,12 @@ class Controller:
             "rollout/tokens_per_s": sum(lengths) / max(t["time/generation"], 1e-9),
             **stats, **sync, **t,
         }
-        return metrics
+        shown = [
+            {"prompt_index": s.prompt_index, "answer": items[s.prompt_index].answer, "completion": s.text,
+             "reward": r, "temperature": s.temperature}
+            for s, r in zip(samples[: 2 * cfg.rollout.group_size], rewards)
+        ]
+        return metrics, shown
 
     # ----- the run --------------------------------------------------------------------
     def run(self, run_dir: Path) -> dict:
@@ -217,6 +229,7 @@ class Controller:
         if cfg.tracking.wandb_project:
             sinks.append(WandbTracker(cfg.tracking.wandb_project, run_dir, cfg.model_dump(mode="json")))
         trackers = Trackers(sinks)
+        sample_log = SampleLog(run_dir / "samples.jsonl")
         sampler = PromptSampler(len(self.data.train), cfg.run.seed)
         with ProgressDisplay(cfg.run.iterations, enabled=cfg.tracking.console) as progress:
             progress.phase("eval (before)")
@@ -224,7 +237,8 @@ class Controller:
             progress.note(f"held-out before: {json.dumps(eval_before)}")
             for it in range(1, cfg.run.iterations + 1):
                 t0 = time.perf_counter()
-                metrics = self.iteration(sampler)
+                metrics, shown = self.iteration(sampler)
+                sample_log.log(it, shown)
                 if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it != cfg.run.iterations:
                     metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
                 metrics["time/iteration"] = time.perf_counter() - t0
@@ -234,6 +248,7 @@ class Controller:
             eval_after = self.evaluate()
             progress.note(f"held-out after: {json.dumps(eval_after)}")
         trackers.close()
+        sample_log.close()
         self.save_model(run_dir / "model")
         summary = {
             "eval_before": eval_before,

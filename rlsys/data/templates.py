@@ -10,8 +10,12 @@ PLAIN_SYSTEM = "Solve the problem. End your reply with '#### ' followed by the f
 
 
 def render_prompt(tokenizer, question: str, template: str, system_prompt: str | None = None) -> str:
+    """`system_prompt=None` takes the template's instruction; "" sends no system message
+    (the chat template's own default, if it has one, applies)."""
     system = system_prompt if system_prompt is not None else (XML_SYSTEM if template == "xml" else PLAIN_SYSTEM)
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    messages = [{"role": "user", "content": question}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return f"{system}\n\n{question}\n"

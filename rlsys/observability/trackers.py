@@ -25,6 +25,22 @@ class JsonlTracker:
         self.fh.close()
 
 
+class SampleLog:
+    """A few completions per iteration (whole groups), to read what the policy writes."""
+
+    def __init__(self, path: Path, groups_per_iteration: int = 2) -> None:
+        self.fh = path.open("a", encoding="utf-8")
+        self.groups = groups_per_iteration
+
+    def log(self, step: int, rows: list[dict]) -> None:
+        for row in rows:
+            self.fh.write(json.dumps({"iteration": step, **row}, ensure_ascii=False) + "\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 class RayMetricsTracker:
     """Sets `ray.util.metrics` gauges; they reach the dashboard as `ray_rlsys_*`."""
 

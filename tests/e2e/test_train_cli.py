@@ -18,7 +18,7 @@ def rlsys(*args, timeout=600):
 
 
 def check_run_dir(run_dir, iterations):
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "metrics.jsonl", "model", "summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "metrics.jsonl", "model", "samples.jsonl", "summary.json"]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == list(range(1, iterations + 1))
     for r in rows:
@@ -28,6 +28,8 @@ def check_run_dir(run_dir, iterations):
             assert r[f"time/{phase}"] > 0, phase
         assert 0 <= r["train/clip_fraction"] <= 1 and r["train/entropy"] > 0
     assert [r["sync/version"] for r in rows] == [float(i) for i in range(1, iterations + 1)]
+    shown = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert len(shown) == iterations * 2 * 4 and all(isinstance(s["completion"], str) for s in shown)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["iterations"] == iterations and summary["wall_seconds"] > 0
     for key in ("eval_before", "eval_after"):
@@ -45,8 +47,10 @@ def test_smoke_train_writes_metrics_summary_and_a_loadable_model(tmp_path):
 
     from transformers import AutoModelForCausalLM
 
+    from rlsys.models.catalog import resolve_model
+
     model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
-    base = AutoModelForCausalLM.from_pretrained(REPO / "configs" / ".." / os.environ["RLSYS_CACHE"] / "models" / "tiny-random")
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-random"))
     moved = sum(float((a - b).abs().sum()) for a, b in zip(model.parameters(), base.parameters()))
     assert moved > 0  # the saved model is the trained one
 
