@@ -35,8 +35,9 @@ def init_ray(cfg: RayConfig) -> None:
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     if address:
-        # Inside `ray job submit`, RAY_ADDRESS points at the cluster the job runs on.
-        ray.init(address=address, runtime_env={"env_vars": actor_env()}, log_to_driver=True)
+        # Inside `ray job submit`, RAY_ADDRESS points at the cluster the job runs on and the
+        # job's runtime_env (cluster/runtime_env.yaml) already applies: Ray refuses a second one.
+        ray.init(address=address, log_to_driver=True)
         return
     from ray._private import ray_constants
 

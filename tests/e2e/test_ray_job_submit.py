@@ -26,8 +26,11 @@ def _free_port() -> int:
 
 @pytest.fixture
 def local_head(tmp_path):
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+    venv_bin = Path(sys.executable).parent
+    ray_bin = str(venv_bin / "ray")
+    # As if the virtualenv were activated: the job's `python` is the one `ray start` sees.
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
+           "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
     gcs, dash, metrics = _free_port(), _free_port(), _free_port()
     subprocess.run([ray_bin, "get-auth-token", "--generate"], env=env, capture_output=True, timeout=60)

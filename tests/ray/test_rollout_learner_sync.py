@@ -96,7 +96,11 @@ def test_sync_makes_engine_weights_equal_and_changes_greedy_outputs(actors, loca
     assert len(plan["buckets"]) > 1  # bucketing exercised
     stats, version = local_ray.get([learner.broadcast_weights.remote(plan), rollout.receive_weights.remote(plan)])
     assert version == 1 and stats["sync/bytes"] == sum(m[4] for b in plan["buckets"] for m in b)
-    _assert_checksums_equal(local_ray.get(rollout.checksums.remote()), learner_now)
+    engine_after = local_ray.get(rollout.checksums.remote())
+    _assert_checksums_equal(engine_after, learner_now)
+    # The tied embedding / LM head is one tensor in the engine and it took the new values.
+    assert "lm_head.weight" not in engine_after
+    assert engine_after["model.embed_tokens.weight"] != engine_before["model.embed_tokens.weight"]
     assert _greedy(local_ray, rollout) != greedy_before
     samples = local_ray.get(rollout.generate.remote(PROMPTS[:1], [1.0], 4, 1.0, 0))
     assert samples[0].weight_version == 1
@@ -111,10 +115,9 @@ def test_sync_timeout_names_the_engine(actors, local_ray):
         wait_all([learner.broadcast_weights.remote(plan)], ["learner-0"], "weight sync", timeout_s=60)
 
 
-def test_dead_engine_is_named(local_ray, tiny_model_path):
-    from rlsys.distributed.actors import start_reward_worker
-
-    worker = start_reward_worker(Config())
-    local_ray.kill(worker)
-    with pytest.raises(RunError, match="scoring rewards: reward failed"):
-        wait_all([worker.score.remote(["p"], ["c"], ["a"])], ["reward"], "scoring rewards", timeout_s=30)
+def test_dead_engine_is_named(actors, local_ray):
+    """Runs last: kills the shared engine, as a crash of its process would."""
+    _, rollout, _ = actors
+    local_ray.kill(rollout)
+    with pytest.raises(RunError, match="generation: rollout-0 died: .*"):
+        wait_all([rollout.generate.remote(PROMPTS, [1.0], 4, 1.0, 0)], ["rollout-0"], "generation", timeout_s=60)
