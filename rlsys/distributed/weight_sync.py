@@ -119,18 +119,15 @@ def create_group(backend: str, host: str, port: int, rank: int, world_size: int,
     return SyncGroup(group, store, timeout_s)
 
 
-def start_broadcast(sync: SyncGroup, tensor: torch.Tensor):
-    """Post a broadcast from rank 0 and return its work handle (pass it to `finish`)."""
+def broadcast(sync: SyncGroup, tensor: torch.Tensor) -> None:
     opts = dist.BroadcastOptions()
     opts.rootRank = 0
-    return sync.group.broadcast([tensor], opts)
-
-
-def finish(sync: SyncGroup, work, tensor: torch.Tensor) -> None:
+    work = sync.group.broadcast([tensor], opts)
     try:
         finished = work.wait(datetime.timedelta(seconds=sync.timeout_s))
     except RuntimeError as exc:  # gloo reports its timeout as a RuntimeError
-        finished, detail = False, f" ({exc})"
+        finished = False
+        detail = f" ({exc})"
     else:
         detail = ""
     if not finished:
@@ -138,10 +135,6 @@ def finish(sync: SyncGroup, work, tensor: torch.Tensor) -> None:
             f"weight broadcast of {tensor.numel() / 2**20:.1f} MiB did not finish within "
             f"{sync.timeout_s:.0f}s: a peer of the sync group did not join{detail}"
         )
-
-
-def broadcast(sync: SyncGroup, tensor: torch.Tensor) -> None:
-    finish(sync, start_broadcast(sync, tensor), tensor)
 
 
 def tensor_checksum(t: torch.Tensor) -> tuple[float, float]:

@@ -19,16 +19,7 @@ import torch
 
 from rlsys.algorithms.losses import grpo_loss
 from rlsys.config import GRPOConfig, LearnerConfig
-from rlsys.distributed.weight_sync import (
-    SyncPlan,
-    broadcast,
-    create_group,
-    finish,
-    pack_bucket,
-    plan_buckets,
-    start_broadcast,
-    tensor_checksum,
-)
+from rlsys.distributed.weight_sync import SyncPlan, broadcast, create_group, pack_bucket, plan_buckets, tensor_checksum
 from rlsys.models.logprobs import PackedBatch, completion_logprobs, pack_sequences
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
@@ -268,7 +259,6 @@ class Learner:
         plan = SyncPlan.from_wire(wire_plan)
         params = dict(self._named_params())
         started = time.perf_counter()
-        in_flight = None  # packing bucket i+1 overlaps the broadcast of bucket i
         for bucket in plan.buckets:
             tensors = [params[m.name] for m in bucket]
             gather = (
@@ -276,13 +266,9 @@ class Learner:
                 if self.cfg.zero_stage == 3 else nullcontext()
             )
             with gather:
-                flat = pack_bucket(tensors, bucket, self.device) if self.rank == 0 else None
-            if self.rank == 0:
-                if in_flight is not None:
-                    finish(self.sync_group, *in_flight)
-                in_flight = (start_broadcast(self.sync_group, flat), flat)
-        if in_flight is not None:
-            finish(self.sync_group, *in_flight)
+                if self.rank == 0:
+                    flat = pack_bucket(tensors, bucket, self.device)
+                    broadcast(self.sync_group, flat)
         seconds = time.perf_counter() - started
         return {"sync/seconds": seconds, "sync/bytes": float(plan.total_bytes),
                 "sync/bytes_per_s": plan.total_bytes / max(seconds, 1e-9)}

@@ -16,8 +16,6 @@ from rlsys.distributed.weight_sync import (
     bucket_bytes,
     broadcast,
     create_group,
-    finish,
-    start_broadcast,
     tensor_checksum,
     unpack_bucket,
 )
@@ -30,17 +28,9 @@ class RlsysWorkerExtension:
         self._rlsys_sync = create_group(backend, host, port, rank, world_size, timeout_s)
 
     def _rlsys_stream(self, plan: SyncPlan, device: torch.device) -> Iterator[tuple[str, torch.Tensor]]:
-        # Bucket i+1 is already in flight while vLLM loads bucket i (two buffers at most).
-        def post(bucket):
+        for bucket in plan.buckets:
             flat = torch.empty(bucket_bytes(bucket), dtype=torch.uint8, device=device)
-            return flat, start_broadcast(self._rlsys_sync, flat)
-
-        ahead = post(plan.buckets[0]) if plan.buckets else None
-        for i, bucket in enumerate(plan.buckets):
-            flat, work = ahead
-            finish(self._rlsys_sync, work, flat)
-            if i + 1 < len(plan.buckets):
-                ahead = post(plan.buckets[i + 1])
+            broadcast(self._rlsys_sync, flat)
             yield from unpack_bucket(flat, bucket)
 
     def rlsys_receive_weights(self, wire_plan: dict) -> int:
