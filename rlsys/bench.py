@@ -38,8 +38,6 @@ def _bare_vllm_tokens_per_s(model_path: str, prompts, group: int, max_tokens: in
         outs = llm.generate(requests, params, use_tqdm=False)
         tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
         rates.append(tokens / (time.perf_counter() - started))
-    llm.llm_engine.engine_core.shutdown()
-    del llm
     return statistics.median(rates)
 
 
@@ -52,8 +50,6 @@ def run_bench(args) -> dict:
 
     model_path = resolve_model(args.model)
     prompts = _prompts(model_path, args.prompts)
-    bare = _bare_vllm_tokens_per_s(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, args.dtype)
-
     cfg = Config.model_validate({
         "model": {"path": model_path, "dtype": args.dtype},
         "rollout": {"kv_cache_gib": 1.0},
@@ -61,6 +57,11 @@ def run_bench(args) -> dict:
         "sync": {"bucket_mb": 64},
     })
     init_ray(RayConfig())
+    # The baseline runs in a Ray worker process like a RolloutWorker, with the same CPU
+    # share, so the comparison isolates rlsys's own overhead; max_calls=1 ends the process
+    # (and its engine) when the task returns.
+    bare_task = ray.remote(num_cpus=cfg.rollout.num_cpus, max_calls=1)(_bare_vllm_tokens_per_s)
+    bare = ray.get(bare_task.remote(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, args.dtype))
     worker = start_rollout_workers(cfg, model_path)[0]
     temps = [1.0] * args.group_size
     ray.get(worker.generate.remote(prompts, temps, args.max_new_tokens))  # warm-up
@@ -96,6 +97,7 @@ def run_bench(args) -> dict:
                                f"model.dtype={args.dtype}", "tracking.console=false"])
         train(run_cfg)
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    ray.shutdown()  # flush actor logs now, so the JSON below is the last line printed
     phases = ("generation", "reward", "reference", "old_logprobs", "train", "sync")
     total = sum(r["time/iteration"] for r in rows[1:])
     share = {p: round(sum(r[f"time/{p}"] for r in rows[1:]) / total, 4) for p in phases}
