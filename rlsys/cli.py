@@ -1,4 +1,4 @@
-"""Command line: `rlsys train`, `rlsys validate`, `rlsys bench`."""
+"""Command line: `rlsys train | validate | bench | adapt-tokenizer | teacher-start | teacher-stop`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,39 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-new-tokens", type=int, default=64)
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--dtype", default="bfloat16")
+    a = sub.add_parser("adapt-tokenizer", help="add a language's frequent subwords as tokens; write a resized model")
+    a.add_argument("--model", required=True, help="model path or built-in name")
+    a.add_argument("--words", default="/usr/share/dict/faroese", help="word list, one word per line")
+    a.add_argument("--num-tokens", type=int, default=128)
+    a.add_argument("--max-words", type=int, default=50000, help="words sampled from the list")
+    a.add_argument("--out", required=True, help="output model folder (must not exist)")
+    for name, help_text in (("teacher-start", "start the named, detached teacher pool of CONFIG and exit"),
+                            ("teacher-stop", "stop the named teacher pool of CONFIG")):
+        t = sub.add_parser(name, help=help_text)
+        t.add_argument("config", help="YAML config file with teacher.name set")
+        t.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     return p
+
+
+def _teacher_command(args) -> int:
+    from rlsys.distributed.actors import start_teachers, stop_teachers, teacher_names
+    from rlsys.distributed.cluster import init_ray
+
+    cfg = load_config(args.config, args.overrides)
+    if not cfg.teacher.name or not cfg.teacher.path:
+        raise ConfigError(f"{args.command} needs teacher.path and teacher.name in {args.config}")
+    init_ray(cfg.ray)
+    if args.command == "teacher-stop":
+        print(json.dumps({"stopped": stop_teachers(cfg)}))
+        return 0
+    from rlsys.controller import wait_all
+    from rlsys.models.catalog import resolve_model
+
+    cfg.teacher.detached = True
+    handles = start_teachers(cfg, resolve_model(cfg.teacher.path))
+    names = teacher_names(cfg)
+    print(json.dumps({"started": wait_all([h.ping.remote() for h in handles], names, "starting the teacher")}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +76,19 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"run_dir": cfg.run.dir, "eval_before": summary["eval_before"],
                               "eval_after": summary["eval_after"], "wall_seconds": summary["wall_seconds"]}))
             return 0
+        if args.command == "adapt-tokenizer":
+            from rlsys.models.catalog import resolve_model
+            from rlsys.models.tokenizers import adapt_model, read_words
+
+            words = read_words(args.words, args.max_words)
+            result = adapt_model(resolve_model(args.model), words, args.num_tokens, args.out)
+            print(json.dumps({"out": args.out, "new_tokens": len(result.new_tokens),
+                              "tokens_per_word_before": result.tokens_per_word_before,
+                              "tokens_per_word_after": result.tokens_per_word_after,
+                              "examples": result.new_tokens[:20]}, ensure_ascii=False))
+            return 0
+        if args.command in ("teacher-start", "teacher-stop"):
+            return _teacher_command(args)
         if args.command == "bench":
             from rlsys.bench import run_bench
 
@@ -58,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         from rlsys.models.catalog import ModelNotFoundError
         from rlsys.rewards.registry import RewardError
 
-        if isinstance(exc, (RunError, DataError, ModelNotFoundError, RewardError)):
+        if isinstance(exc, (RunError, DataError, ModelNotFoundError, RewardError, FileNotFoundError, FileExistsError)):
             print(f"rlsys: {exc}", file=sys.stderr)
             return 1
         raise

@@ -13,6 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
+TEACHER_REWARDS = ("teacher_loglik",)
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -108,9 +111,72 @@ def _default_rewards() -> list[RewardTerm]:
     ]
 
 
+class MiniLLMConfig(Section):
+    coef: float = Field(1.0, ge=0.0)
+    """Weight of the whitened per-token return next to the sequence advantage."""
+    gamma: float = Field(0.0, ge=0.0, le=1.0)
+    """0: each token's own reward (on-policy distillation); 1: MiniLLM's return-to-go."""
+    length_normalize: bool = False
+
+
 class RewardConfig(Section):
     terms: list[RewardTerm] = Field(default_factory=_default_rewards)
+    combiner: Literal["linear", "squash", "minillm"] = "linear"
+    """linear: sum of weight x reward. squash: tanh of the weighted sum of batch-standardised
+    rewards. minillm: linear sequence rewards plus per-token rewards log p_T - log p_S
+    (needs a teacher with the student's vocabulary)."""
+    squash_temperature: float = Field(1.0, gt=0.0)
+    minillm: MiniLLMConfig = Field(default_factory=MiniLLMConfig)
     num_cpus: float = Field(0.1, ge=0.0)
+
+
+class TeacherConfig(Section):
+    path: str | None = None
+    """None: no teacher. Otherwise a model folder, hub name or built-in name (see model.path)."""
+    backend: Literal["vllm", "hf"] = "vllm"
+    num_workers: int = Field(1, ge=1)
+    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    max_model_len: int | None = None
+    """Default: model.max_model_len."""
+    system_prompt: str | None = None
+    """The teacher's own system prompt (context distillation); None: the student's."""
+    question_template: str = "{question}"
+    """The teacher's user message; `{question}` and `{answer}` (the reference answer:
+    privileged information the student never sees) are filled in. Few-shot examples or
+    hints here make a context-distillation teacher."""
+    template: Literal["xml", "plain"] | None = None
+    """Default: data.template."""
+    end_of_turn: str | None = None
+    """Token appended to finished completions; default the teacher tokenizer's EOS."""
+    max_batch_sequences: int = Field(64, ge=1)
+    max_wait_ms: float = Field(20.0, ge=0.0)
+    request_sequences: int = Field(16, ge=1)
+    """Sequences per request the controller sends; the service merges requests into batches."""
+    kv_cache_gib: float = Field(1.0, gt=0.0)
+    hf_micro_batch: int = Field(8, ge=1)
+    device_map: str | None = None
+    """HF backend: e.g. "auto" to spread a big teacher over GPUs and offload to CPU."""
+    name: str | None = None
+    """Named actors `NAME-0..` that other jobs can share; reused when they already exist."""
+    namespace: str = "rlsys"
+    detached: bool = False
+    """Keep named teacher actors alive after the job (stop them with `rlsys teacher-stop`)."""
+    max_restarts: int = Field(0, ge=0)
+    """Restart a teacher that dies this many times (requests are retried) before failing."""
+    num_cpus: float = Field(0.5, ge=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+
+
+class LPTConfig(Section):
+    """L_PT: a language-modelling loss on separate text, mixed into the RL loss."""
+
+    coef: float = Field(0.0, ge=0.0)
+    source: str = "reasoning_gym:in_the_year_2889.txt"
+    """A .txt file, a .jsonl file (field `text_field`), or `reasoning_gym:FILE` (text shipped
+    with reasoning-gym)."""
+    text_field: str = "text"
+    block_tokens: int = Field(128, ge=8)
+    sequences_per_micro_batch: int = Field(2, ge=1)
 
 
 class SyncConfig(Section):
@@ -145,6 +211,8 @@ class Config(Section):
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    lpt: LPTConfig = Field(default_factory=LPTConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
@@ -170,6 +238,13 @@ class Config(Section):
                 f"rollout.prompts_per_iteration x rollout.group_size ({batch}) must be a multiple "
                 f"of learner.mini_batch_size ({learner.mini_batch_size})"
             )
+        try:
+            self.teacher.question_template.format(question="", answer="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"teacher.question_template may only use {{question}} and {{answer}} ({exc!r})") from None
+        uses_teacher = self.reward.combiner == "minillm" or any(t.name in TEACHER_REWARDS for t in self.reward.terms)
+        if uses_teacher and not self.teacher.path:
+            raise ValueError("reward.combiner=minillm and the teacher_loglik reward need teacher.path")
         if self.data.source in ("gsm8k_jsonl", "datasets") and not self.data.path:
             raise ValueError(f"data.path is required when data.source is {self.data.source!r}")
         return self
@@ -184,8 +259,14 @@ class ConfigError(ValueError):
 
 
 def _parse_value(text: str) -> Any:
-    # YAML scalars give ints, floats, bools, null and lists the same way the file does.
-    return yaml.safe_load(text) if text != "" else ""
+    # YAML scalars give ints, floats, bools, null and lists the same way the file does;
+    # text that is not valid YAML (e.g. "{question} ...") stays a string.
+    if text == "":
+        return ""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 
 from rlsys.algorithms.advantages import grpo_advantages
+from rlsys.algorithms.distill import minillm_token_advantages, reverse_kl_token_rewards
 from rlsys.config import Config, dump_config
 from rlsys.data.samplers import PromptSampler
 from rlsys.data.sources import load_train_eval
 from rlsys.data.templates import render_prompt
-from rlsys.eval.metrics import task_metrics
+from rlsys.eval.metrics import distill_metrics, task_metrics
 from rlsys.models.catalog import resolve_model
 from rlsys.observability.progress import ProgressDisplay
 from rlsys.observability.trackers import (
@@ -77,6 +78,9 @@ class Prepared:
     model_path: str
     train: list[PromptItem]
     evaluation: list[PromptItem]
+    teacher_path: str | None = None
+    teacher_same_vocab: bool = False
+    """Teacher and student share a vocabulary: score student token ids, not re-tokenized text."""
 
 
 def prepare_run_dir(cfg: Config) -> Path:
@@ -94,9 +98,21 @@ def prepare(cfg: Config) -> Prepared:
     from transformers import AutoTokenizer
 
     model_path = resolve_model(cfg.model.path)
-    RewardSet(cfg.reward.terms)
+    teacher_path = resolve_model(cfg.teacher.path) if cfg.teacher.path else None
+    RewardSet(cfg.reward.terms, cfg.reward.combiner, cfg.reward.squash_temperature)
+    for term in cfg.reward.terms:
+        if term.name == "language_fidelity":  # a missing dictionary fails here, not mid-run
+            from rlsys.rewards.language import FAROESE_WORDLIST, load_lexicon
+
+            load_lexicon(term.kwargs.get("wordlist", FAROESE_WORDLIST))
     train_tasks, eval_tasks = load_train_eval(cfg.data, cfg.run.seed)
     tok = AutoTokenizer.from_pretrained(model_path)
+    same_vocab = False
+    if teacher_path:
+        teacher_tok = AutoTokenizer.from_pretrained(teacher_path)
+        same_vocab = teacher_tok.get_vocab() == tok.get_vocab()
+        if cfg.reward.combiner == "minillm":
+            check_same_vocabulary(tok, teacher_tok, model_path, teacher_path)
 
     def items(tasks) -> list[PromptItem]:
         out = []
@@ -106,7 +122,19 @@ def prepare(cfg: Config) -> Prepared:
             out.append(PromptItem(text, ids, t.question, t.answer, t.metadata))
         return out
 
-    return Prepared(model_path, items(train_tasks), items(eval_tasks))
+    return Prepared(model_path, items(train_tasks), items(eval_tasks), teacher_path, same_vocab)
+
+
+def check_same_vocabulary(student_tok, teacher_tok, student_path: str, teacher_path: str) -> None:
+    """Per-token rewards compare the teacher's and the student's log-prob of the same token."""
+    if student_tok.get_vocab() != teacher_tok.get_vocab():
+        raise RunError(
+            f"reward.combiner=minillm scores every student token with the teacher, but the teacher's "
+            f"vocabulary ({teacher_path}: {len(teacher_tok)} tokens) differs from the student's "
+            f"({student_path}: {len(student_tok)} tokens). Use a teacher with the student's tokenizer, "
+            f"or the sequence reward `teacher_loglik` with reward.combiner=linear or squash, which "
+            f"scores the completion text and works across tokenizers."
+        )
 
 
 class Controller:
@@ -130,6 +158,12 @@ class Controller:
         self.learners = start_learners(cfg, prepared.model_path, steps_per_iter * cfg.run.iterations)
         self.learner_names = [f"learner-{i}" for i in range(len(self.learners))]
         self.reward = start_reward_worker(cfg)
+        self.teachers, self.teacher_names = [], []
+        if prepared.teacher_path:
+            from rlsys.distributed.actors import start_teachers, teacher_names
+
+            self.teachers, self.teacher_names = start_teachers(cfg, prepared.teacher_path), teacher_names(cfg)
+            wait_all([t.ping.remote() for t in self.teachers], self.teacher_names, "starting the teacher")
         wait_all([w.ping.remote() for w in self.rollout], self.rollout_names, "starting vLLM engines")
         host, port = wait_all([self.learners[0].sync_endpoint.remote()], ["learner-0"], "sync endpoint")[0]
         backend = cfg.sync.backend if cfg.sync.backend != "auto" else ("nccl" if cfg.rollout.num_gpus else "gloo")
@@ -150,14 +184,38 @@ class Controller:
         ]
         return [s for part in wait_all(refs, self.rollout_names, "generation") for s in part]
 
+    def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool) -> list[list[float]]:
+        """Teacher log-probs of every sample, sent as many requests that the service batches."""
+        from rlsys.workers.teacher import ScoreRequest
+
+        requests = [
+            ScoreRequest(items[s.prompt_index].question, s.text, s.completion_ids if by_token else None,
+                         s.finish_reason == "stop", items[s.prompt_index].answer)
+            for s in samples
+        ]
+        size = self.cfg.teacher.request_sequences
+        chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
+        k = len(self.teachers)
+        refs = [self.teachers[i % k].score.remote(c) for i, c in enumerate(chunks)]
+        names = [self.teacher_names[i % k] for i in range(len(chunks))]
+        return [lp for part in wait_all(refs, names, "teacher scoring") for lp in part]
+
     def evaluate(self) -> dict[str, float]:
         items = self.data.evaluation
         max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
         samples = self.generate(items, [0.0], max_tokens)
-        return task_metrics(
+        metrics = task_metrics(
             [s.text for s in samples], [items[s.prompt_index].answer for s in samples],
             [len(s.completion_ids) for s in samples],
         )
+        if self.teachers:
+            # The reverse KL is an expectation under the student: sample at temperature 1.
+            sampled = self.generate(items, [1.0], max_tokens)
+            teacher = self.teacher_scores(items, sampled, by_token=self.data.teacher_same_vocab)
+            metrics.update(distill_metrics(teacher, [s.sampling_logprobs for s in sampled]))
+            for t in self.teachers:
+                t.take_stats.remote()  # eval traffic stays out of the next iteration's counters
+        return metrics
 
     def sync(self) -> dict[str, float]:
         cfg = self.cfg
@@ -183,14 +241,29 @@ class Controller:
         if stale:
             raise RunError(f"off-policy samples: weight versions {sorted(stale)} while the learner is at {self.version}")
 
+        fields, distill = {}, {}
+        if self.teachers:
+            started = time.perf_counter()
+            teacher = self.teacher_scores(items, samples, by_token=self.data.teacher_same_vocab)
+            t["time/teacher"] = time.perf_counter() - started
+            fields["teacher_logprobs"] = teacher
+            distill = {f"distill/{k}": v for k, v in distill_metrics(teacher, [s.sampling_logprobs for s in samples]).items()}
+            distill.update(self.teacher_stats(t["time/teacher"]))
+
         started = time.perf_counter()
         rewards, parts = wait_all([self.reward.score.remote(
             [items[s.prompt_index].prompt for s in samples], [s.text for s in samples],
-            [items[s.prompt_index].answer for s in samples])], ["reward"], "scoring rewards")[0]
-        advantages = grpo_advantages(torch.tensor(rewards), cfg.rollout.group_size, cfg.grpo.std_normalize)
+            [items[s.prompt_index].answer for s in samples], **fields)], ["reward"], "scoring rewards")[0]
+        advantages = grpo_advantages(torch.tensor(rewards), cfg.rollout.group_size, cfg.grpo.std_normalize).tolist()
+        token_advantages: list[list[float] | None] = [None] * len(samples)
+        if cfg.reward.combiner == "minillm":
+            token_rewards = [reverse_kl_token_rewards(tl, s.sampling_logprobs) for tl, s in zip(teacher, samples)]
+            m = cfg.reward.minillm
+            token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
         t["time/reward"] = time.perf_counter() - started
 
-        train_items = [TrainItem(s.prompt_ids, s.completion_ids, float(a)) for s, a in zip(samples, advantages)]
+        train_items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta)
+                       for s, a, ta in zip(samples, advantages, token_advantages)]
         k = len(self.learners)
         shards = [train_items[r::k] for r in range(k)]
         stats = wait_all([lr.train_on_batch.remote(sh) for lr, sh in zip(self.learners, shards)],
@@ -208,7 +281,7 @@ class Controller:
             "rollout/tokens": float(sum(lengths)),
             "rollout/mean_completion_tokens": sum(lengths) / len(lengths),
             "rollout/tokens_per_s": sum(lengths) / max(t["time/generation"], 1e-9),
-            **stats, **sync, **t,
+            **distill, **stats, **sync, **t,
         }
         shown = [
             {"prompt_index": s.prompt_index, "answer": items[s.prompt_index].answer, "completion": s.text,
@@ -216,6 +289,15 @@ class Controller:
             for s, r in zip(samples[: 2 * cfg.rollout.group_size], rewards)
         ]
         return metrics, shown
+
+    def teacher_stats(self, seconds: float) -> dict[str, float]:
+        per_teacher = wait_all([t.take_stats.remote() for t in self.teachers], self.teacher_names, "teacher stats")
+        total = {k: sum(s[k] for s in per_teacher) for k in per_teacher[0]}
+        return {
+            "teacher/sequences_per_s": total["teacher/sequences"] / max(seconds, 1e-9),
+            "teacher/mean_batch": total["teacher/sequences"] / max(1.0, total["teacher/batches"]),
+            "teacher/queue_depth_max": max(s["teacher/queue_depth_max"] for s in per_teacher),
+        }
 
     # ----- the run --------------------------------------------------------------------
     def run(self, run_dir: Path) -> dict:
@@ -272,6 +354,9 @@ class Controller:
 
         for handle in getattr(self, "rollout", []) + getattr(self, "learners", []):
             ray.kill(handle)
+        if not self.cfg.teacher.detached:
+            for handle in getattr(self, "teachers", []):
+                ray.kill(handle)
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

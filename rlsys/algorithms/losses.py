@@ -63,3 +63,14 @@ def grpo_loss(
         clip_fraction = masked_sum(was_clipped, mask) / n_tokens
         ratio_mean = masked_sum(ratio, mask) / n_tokens
     return PolicyLossOutput(loss=loss, clip_fraction=clip_fraction, kl=kl_mean, ratio_mean=ratio_mean)
+
+
+def lm_loss(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token-mean negative log-likelihood: the plain language-modelling loss (L_PT)."""
+    mask = mask.to(logprobs.dtype)
+    return -(logprobs * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def mix_lm_loss(policy_loss: torch.Tensor, lm: torch.Tensor | None, coef: float) -> torch.Tensor:
+    """The learner's objective: L_RL + coef * L_PT (L_PT omitted when coef is 0)."""
+    return policy_loss if lm is None or coef == 0 else policy_loss + coef * lm

@@ -12,6 +12,7 @@ from rlsys.config import Config
 from rlsys.workers.learner import Learner
 from rlsys.workers.reward import RewardWorker
 from rlsys.workers.rollout import RolloutWorker
+from rlsys.workers.teacher import TeacherService
 
 
 def _free_endpoint() -> tuple[str, int]:
@@ -56,11 +57,47 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> 
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
         ).remote(
             model_path, lc, cfg.grpo, cfg.model.dtype, rank, lc.num_ranks, host, port,
-            total_optimizer_steps, cfg.run.seed,
+            total_optimizer_steps, cfg.run.seed, cfg.lpt,
         )
         for rank in range(lc.num_ranks)
     ]
 
 
 def start_reward_worker(cfg: Config):
-    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(cfg.reward.terms)
+    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(cfg.reward)
+
+
+def teacher_names(cfg: Config) -> list[str]:
+    base = cfg.teacher.name or "teacher"
+    return [f"{base}-{i}" for i in range(cfg.teacher.num_workers)]
+
+
+def start_teachers(cfg: Config, model_path: str) -> list:
+    """The teacher pool. Named teachers (`teacher.name`) are reused when another job already
+    started them, and outlive this job when `teacher.detached`."""
+    tc = cfg.teacher
+    remote = ray.remote(TeacherService)
+    options = {"num_cpus": tc.num_cpus, "num_gpus": tc.num_gpus, "max_restarts": tc.max_restarts,
+               "max_task_retries": tc.max_restarts, "max_concurrency": 1000}
+    handles = []
+    for i, name in enumerate(teacher_names(cfg)):
+        named = {"name": name, "namespace": tc.namespace, "get_if_exists": True} if tc.name else {}
+        if tc.name and tc.detached:
+            named["lifetime"] = "detached"
+        handles.append(remote.options(**options, **named).remote(
+            model_path, tc, tc.template or cfg.data.template, cfg.data.system_prompt,
+            tc.max_model_len or cfg.model.max_model_len, seed=cfg.run.seed + 7919 * (i + 1), name=name,
+        ))
+    return handles
+
+
+def stop_teachers(cfg: Config) -> list[str]:
+    """Kill the named teacher actors of `cfg` (detached ones included); returns those found."""
+    stopped = []
+    for name in teacher_names(cfg):
+        try:
+            ray.kill(ray.get_actor(name, namespace=cfg.teacher.namespace))
+            stopped.append(name)
+        except ValueError:
+            pass
+    return stopped

@@ -6,10 +6,13 @@ import importlib
 import inspect
 from collections.abc import Callable
 
+from rlsys.algorithms.distill import linear, squash
 from rlsys.config import RewardTerm
 from rlsys.rewards.format import format_reward, reasoning_present
+from rlsys.rewards.language import language_fidelity
 from rlsys.rewards.length import brevity
 from rlsys.rewards.math import correctness
+from rlsys.rewards.teacher import teacher_loglik
 
 RewardFn = Callable[..., list[float]]
 
@@ -18,6 +21,8 @@ REWARDS: dict[str, RewardFn] = {
     "format": format_reward,
     "reasoning": reasoning_present,
     "brevity": brevity,
+    "teacher_loglik": teacher_loglik,
+    "language_fidelity": language_fidelity,
 }
 
 
@@ -52,18 +57,24 @@ def load_reward(name: str) -> RewardFn:
 class RewardSet:
     """The configured terms; `score` returns the weighted total and each term's values."""
 
-    def __init__(self, terms: list[RewardTerm]) -> None:
+    def __init__(self, terms: list[RewardTerm], combiner: str = "linear", squash_temperature: float = 1.0) -> None:
         if not terms:
             raise RewardError("reward.terms is empty: configure at least one reward")
+        names = [t.name for t in terms]
+        if len(set(names)) != len(names):
+            raise RewardError(f"reward.terms names a reward twice: {names}")
         self.terms = [(t.name, t.weight, t.kwargs, load_reward(t.name)) for t in terms]
+        self.combiner, self.squash_temperature = combiner, squash_temperature
 
     def score(self, prompts: list[str], completions: list[str], answers: list[str], **fields) -> tuple[list[float], dict[str, list[float]]]:
         parts: dict[str, list[float]] = {}
-        total = [0.0] * len(completions)
-        for name, weight, kwargs, fn in self.terms:
+        for name, _, kwargs, fn in self.terms:
             values = [float(v) for v in fn(prompts, completions, answers, **fields, **kwargs)]
             if len(values) != len(completions):
                 raise RewardError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions")
             parts[name] = values
-            total = [t + weight * v for t, v in zip(total, values)]
-        return total, parts
+        weights = {name: weight for name, weight, _, _ in self.terms}
+        if self.combiner == "squash":
+            return squash(parts, weights, self.squash_temperature), parts
+        # "minillm" adds its per-token part to the advantages; its sequence part is linear.
+        return linear(parts, weights), parts

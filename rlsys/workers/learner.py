@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlsys.algorithms.losses import grpo_loss
-from rlsys.config import GRPOConfig, LearnerConfig
+from rlsys.algorithms.losses import grpo_loss, lm_loss, mix_lm_loss
+from rlsys.config import GRPOConfig, LearnerConfig, LPTConfig
 from rlsys.distributed.weight_sync import SyncPlan, broadcast, create_group, pack_bucket, plan_buckets, tensor_checksum
 from rlsys.models.logprobs import PackedBatch, completion_logprobs, pack_sequences
 
@@ -30,6 +30,8 @@ class TrainItem:
     prompt_ids: list[int]
     completion_ids: list[int]
     advantage: float
+    token_advantages: list[float] | None = None
+    """Per-token advantages (MiniLLM); when given they replace `advantage`."""
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -59,6 +61,7 @@ class Learner:
         master_port: int,
         total_optimizer_steps: int,
         seed: int = 0,
+        lpt: LPTConfig | None = None,
     ) -> None:
         self.cfg, self.grpo, self.rank, self.world_size = learner, grpo, rank, world_size
         self.seed = seed
@@ -125,6 +128,13 @@ class Learner:
         )
         self.sync_group = None
         self.steps = 0
+        self.lpt = lpt if lpt is not None and lpt.coef > 0 else None
+        self.lm_stream = None
+        if self.lpt is not None:
+            from rlsys.data.text import BlockStream, load_texts, token_blocks
+
+            blocks = token_blocks(load_texts(self.lpt.source, self.lpt.text_field), self.tokenizer, self.lpt.block_tokens)
+            self.lm_stream = BlockStream(blocks, rank, world_size)
 
     # ----- passes -------------------------------------------------------------------
     def _autocast(self):
@@ -200,9 +210,10 @@ class Learner:
                     width = int(batch.completion_lens.max())
                     old_lp = _pad([old[i] for i in idx], width).to(self.device)
                     ref_lp = _pad([ref[i] for i in idx], width).to(self.device) if ref is not None else None
-                    adv = torch.tensor([[items[i].advantage] for i in idx], device=self.device)
+                    adv = self._advantages(items, idx, width)
                     with self._autocast():
                         lp = completion_logprobs(self.engine.module, batch, cfg.logprob_chunk_tokens, with_entropy=True)
+                        lm = self._lm_loss() if self.lm_stream is not None else None
                     # Normalise by the tokens of this rank's whole mini-batch (a token-mean over
                     # it); DeepSpeed divides by the accumulation steps, so undo that here.
                     out = grpo_loss(
@@ -210,23 +221,46 @@ class Learner:
                         clip_eps=self.grpo.clip_eps, kl_beta=self.grpo.kl_beta,
                         kl_estimator=self.grpo.kl_estimator, normalizer=n_tokens / len(micros),
                     )
-                    self.engine.backward(out.loss)
+                    coef = self.lpt.coef if self.lpt is not None else 0.0
+                    self.engine.backward(mix_lm_loss(out.loss, lm, coef))
                     self.engine.step()
                     mask = lp.mask.float()
                     mini_loss += float(out.loss.detach()) / len(micros)
+                    if lm is not None:
+                        add("lpt_loss", float(lm.detach()))
                     add("clip_fraction", float(out.clip_fraction))
                     add("kl", float(out.kl))
                     add("ratio", float(out.ratio_mean))
                     add("entropy", float((lp.entropy * mask).sum() / mask.sum().clamp(min=1)))
-                add("loss", mini_loss)
+                add("policy_loss", mini_loss)
                 grad_norm = self.engine.get_global_grad_norm()
                 if grad_norm is not None:
                     add("grad_norm", float(grad_norm))
                 self.steps += 1
         stats = {f"train/{k}": v / counts[k] for k, v in sums.items()}
+        stats["train/loss"] = stats["train/policy_loss"] + (
+            self.lpt.coef * stats["train/lpt_loss"] if self.lpt is not None else 0.0)
         stats["train/lr"] = float(self.engine.get_lr()[0])
         stats["train/optimizer_steps"] = float(self.steps)
         return stats
+
+    def _advantages(self, items: list[TrainItem], idx: list[int], width: int) -> torch.Tensor:
+        """[B, 1] sequence advantages, or [B, width] when any item has per-token ones."""
+        if all(items[i].token_advantages is None for i in idx):
+            return torch.tensor([[items[i].advantage] for i in idx], device=self.device)
+        out = torch.zeros(len(idx), width)
+        for row, i in enumerate(idx):
+            tok = items[i].token_advantages
+            values = torch.tensor(tok) if tok is not None else torch.full((len(items[i].completion_ids),), items[i].advantage)
+            out[row, : values.numel()] = values
+        return out.to(self.device)
+
+    def _lm_loss(self) -> torch.Tensor:
+        """L_PT on the next blocks of this rank's text stream."""
+        blocks = self.lm_stream.take(self.lpt.sequences_per_micro_batch)
+        batch = pack_sequences([b[:1] for b in blocks], [b[1:] for b in blocks], self.pad_id)
+        lp = completion_logprobs(self.engine.module, batch, self.cfg.logprob_chunk_tokens)
+        return lm_loss(lp.logprobs, lp.mask)
 
     # ----- weights ------------------------------------------------------------------
     def _named_params(self) -> list[tuple[str, torch.nn.Parameter]]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from rlsys.config import RewardTerm
+from rlsys.config import RewardConfig
 from rlsys.rewards.registry import RewardSet
 
 
 class RewardWorker:
-    def __init__(self, terms: list[RewardTerm]) -> None:
-        self.rewards = RewardSet(terms)
+    def __init__(self, cfg: RewardConfig) -> None:
+        self.rewards = RewardSet(cfg.terms, cfg.combiner, cfg.squash_temperature)
 
-    def score(self, prompts: list[str], completions: list[str], answers: list[str]) -> tuple[list[float], dict[str, list[float]]]:
-        return self.rewards.score(prompts, completions, answers)
+    def score(self, prompts: list[str], completions: list[str], answers: list[str],
+              **fields) -> tuple[list[float], dict[str, list[float]]]:
+        """`fields` reach every reward function, e.g. `teacher_logprobs` for teacher rewards."""
+        return self.rewards.score(prompts, completions, answers, **fields)

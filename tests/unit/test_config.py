@@ -40,3 +40,31 @@ def test_missing_file_and_path_requirements(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="data.path is required"):
         load_config(None, ["data.source=gsm8k_jsonl"])
+
+
+def test_teacher_rewards_need_a_teacher_and_templates_are_checked():
+    with pytest.raises(ConfigError, match="need teacher.path"):
+        load_config(None, ["reward.combiner=minillm"])
+    with pytest.raises(ConfigError, match="need teacher.path"):
+        load_config(None, ["reward.terms=[{name: teacher_loglik}]"])
+    with pytest.raises(ConfigError, match=r"question_template may only use \{question\} and \{answer\}"):
+        load_config(None, ["teacher.path=x", "teacher.question_template={question} {hint}"])
+    cfg = load_config(REPO / "configs" / "demo_distill.yaml")
+    assert "{answer}" in cfg.teacher.question_template and cfg.reward.combiner == "minillm"
+
+
+def test_lpt_text_sources(tmp_path):
+    from transformers import AutoTokenizer  # noqa: F401  (tokenizer built below)
+
+    from rlsys.data.sources import DataError
+    from rlsys.data.text import BlockStream, load_texts, resolve_text_path
+
+    assert resolve_text_path("reasoning_gym:in_the_year_2889.txt").is_file()
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"text": "a b c"}\n{"body": "x"}\n')
+    with pytest.raises(DataError, match=r"t.jsonl:2: field 'text' is missing"):
+        load_texts(str(bad))
+    with pytest.raises(DataError, match="does not exist"):
+        load_texts(str(tmp_path / "none.txt"))
+    stream = BlockStream([[0], [1], [2], [3], [4]], rank=1, world_size=2)
+    assert stream.take(3) == [[1], [3], [1]]

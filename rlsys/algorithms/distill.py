@@ -1,0 +1,109 @@
+"""Distillation rewards and reward combiners: pure functions on per-token log-probs.
+
+The teacher scores a student's sample; these turn its per-token log-probs (and the
+student's own) into rewards:
+
+- `teacher_loglik`: the sequence reward sum_t log p_T(y_t) or its per-token mean;
+- `reverse_kl_token_rewards`: MiniLLM's per-token reward log p_T(y_t) - log p_S(y_t), whose
+  expectation under the student is minus the reverse KL(S || T) at that step;
+- `token_returns`: the discounted return-to-go of per-token rewards (gamma 0: each token's
+  own reward, as in on-policy distillation; gamma 1: MiniLLM's long-term return);
+- combiners over named reward parts: `linear`, `squash` (normalise then tanh) and
+  `minillm_token_advantages` (a sequence advantage plus the whitened per-token return).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+
+def teacher_loglik(token_logprobs: Sequence[float], normalize: Literal["sum", "mean"] = "mean") -> float:
+    """Teacher log-likelihood of one completion; an empty completion scores 0 by either rule."""
+    total = float(sum(token_logprobs))
+    if normalize == "sum":
+        return total
+    return total / len(token_logprobs) if token_logprobs else 0.0
+
+
+def reverse_kl_token_rewards(teacher_logprobs: Sequence[float], student_logprobs: Sequence[float]) -> list[float]:
+    """log p_T(y_t) - log p_S(y_t) per token. Both must come from the same tokenization."""
+    if len(teacher_logprobs) != len(student_logprobs):
+        raise ValueError(
+            f"per-token rewards need one teacher and one student log-prob per token, got "
+            f"{len(teacher_logprobs)} and {len(student_logprobs)}: the tokenizers differ"
+        )
+    return [float(t) - float(s) for t, s in zip(teacher_logprobs, student_logprobs)]
+
+
+def sequence_reverse_kl(teacher_sum: float, student_sum: float, n_tokens: int) -> float:
+    """Per-token Monte-Carlo estimate of KL(S || T) from one sample of the student:
+    (log p_S(y) - log p_T(y)) / |y|. Valid across tokenizers: both sums are of the same text."""
+    return (student_sum - teacher_sum) / max(1, n_tokens)
+
+
+def token_returns(rewards: Sequence[float], gamma: float = 0.0, length_normalize: bool = False) -> list[float]:
+    """R_t = sum_{k>=t} gamma^(k-t) r_k; with `length_normalize`, divided by the number of
+    terms summed (T - t), MiniLLM's normalisation that keeps long tails from dominating."""
+    out = [0.0] * len(rewards)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running / (len(rewards) - t) if length_normalize else running
+    return out
+
+
+def linear(parts: dict[str, Sequence[float]], weights: dict[str, float]) -> list[float]:
+    """sum_i w_i * reward_i, per sample."""
+    n = len(next(iter(parts.values()))) if parts else 0
+    total = [0.0] * n
+    for name, values in parts.items():
+        w = weights.get(name, 0.0)
+        total = [a + w * float(v) for a, v in zip(total, values)]
+    return total
+
+
+def squash(parts: dict[str, Sequence[float]], weights: dict[str, float], temperature: float = 1.0) -> list[float]:
+    """tanh(sum_i w_i * z_i / temperature), z_i each reward standardised over the batch.
+
+    Rewards on different scales (a teacher log-likelihood of -40 next to a 0/1 correctness)
+    then weigh as configured, and the tanh bounds how much one outlier counts.
+    """
+    normalised = {}
+    for name, values in parts.items():
+        x = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        std = float(x.std(unbiased=False)) if x.numel() > 1 else 0.0
+        normalised[name] = ((x - x.mean()) / std if std > 0 else torch.zeros_like(x)).tolist()
+    return [math.tanh(v / temperature) for v in linear(normalised, weights)]
+
+
+def whiten(values: Sequence[float]) -> list[float]:
+    x = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if x.numel() < 2:
+        return [0.0] * x.numel()
+    std = float(x.std(unbiased=False))
+    return ((x - x.mean()) / std).tolist() if std > 0 else [0.0] * x.numel()
+
+
+def minillm_token_advantages(
+    sequence_advantages: Sequence[float],
+    token_rewards: Sequence[Sequence[float]],
+    coef: float = 1.0,
+    gamma: float = 0.0,
+    length_normalize: bool = False,
+) -> list[list[float]]:
+    """A_{i,t} = A_i + coef * whiten(R_{i,t}), the whitening over every token of the batch.
+
+    `sequence_advantages` come from the sequence rewards (GRPO group normalisation);
+    `token_rewards` are per-token rewards such as `reverse_kl_token_rewards`.
+    """
+    returns = [token_returns(r, gamma, length_normalize) for r in token_rewards]
+    flat = whiten([v for row in returns for v in row])
+    out, k = [], 0
+    for adv, row in zip(sequence_advantages, returns):
+        out.append([float(adv) + coef * flat[k + t] for t in range(len(row))])
+        k += len(row)
+    return out

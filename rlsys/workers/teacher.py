@@ -1,0 +1,235 @@
+"""TeacherService: scores (prompt, completion) pairs with a teacher model's per-token log-probs.
+
+The teacher renders the question with its own tokenizer and chat template (optionally with
+a richer system prompt: context distillation), then scores the completion:
+
+- by TEXT (`completion_ids=None`): the completion text is tokenized by the teacher, so a
+  teacher with another vocabulary (Gemma scoring Mistral) still gives sequence rewards;
+- by TOKEN ids (same vocabulary only): one teacher log-prob per student token, which
+  per-token rewards (MiniLLM) need.
+
+A finished completion is scored with the teacher's end-of-turn token appended, so stopping
+early is not free and an empty completion is scored as the choice to stop at once.
+
+Two backends: vLLM (`prompt_logprobs`, the fast path) and transformers (bf16 with
+`device_map` offload for a teacher bigger than one GPU). Requests from many callers are
+merged by `Batcher` into one forward pass of up to `max_batch_sequences`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from rlsys.config import TeacherConfig
+from rlsys.data.templates import render_prompt
+
+
+@dataclass
+class ScoreRequest:
+    question: str
+    completion_text: str
+    completion_ids: list[int] | None = None
+    """Student token ids; only valid when teacher and student share a vocabulary."""
+    finished: bool = True
+    answer: str = ""
+    """The reference answer, for a `teacher.question_template` that shows it to the teacher."""
+
+
+class Batcher:
+    """Collects items from concurrent `submit` calls and runs `fn` on batches of them.
+
+    A batch starts when `max_items` are waiting or `max_wait_s` after the first one
+    arrived; `fn` runs in one worker thread so the event loop keeps accepting requests.
+    """
+
+    def __init__(self, fn: Callable[[list], list], max_items: int, max_wait_s: float) -> None:
+        self.fn, self.max_items, self.max_wait_s = fn, max_items, max_wait_s
+        self.pending: list[tuple[object, asyncio.Future]] = []
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teacher")
+        self.arrived: asyncio.Event | None = None
+        self.worker: asyncio.Task | None = None
+        self.batch_sizes: list[int] = []
+        self.max_queue_depth = 0
+        self.busy_seconds = 0.0
+        self.items_done = 0
+
+    async def submit(self, items: list) -> list:
+        loop = asyncio.get_running_loop()
+        if self.worker is None or self.worker.done():
+            self.arrived = asyncio.Event()
+            self.worker = loop.create_task(self._run())
+        futures = [loop.create_future() for _ in items]
+        self.pending.extend(zip(items, futures))
+        self.max_queue_depth = max(self.max_queue_depth, len(self.pending))
+        self.arrived.set()
+        return list(await asyncio.gather(*futures))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.arrived.wait()
+            deadline = loop.time() + self.max_wait_s
+            while len(self.pending) < self.max_items and loop.time() < deadline:
+                await asyncio.sleep(min(0.002, max(0.0, deadline - loop.time())))
+            batch, self.pending = self.pending[: self.max_items], self.pending[self.max_items :]
+            if not self.pending:
+                self.arrived.clear()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self.executor, self.fn, [item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"scorer returned {len(results)} results for {len(batch)} items")
+            except Exception as exc:  # every caller of this batch gets the error
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            finally:
+                self.busy_seconds += time.perf_counter() - started
+            self.batch_sizes.append(len(batch))
+            self.items_done += len(batch)
+            for (_, fut), res in zip(batch, results):
+                if not fut.done():
+                    fut.set_result(res)
+
+    def take_stats(self) -> dict[str, float]:
+        """Counters since the last call (then reset)."""
+        stats = {
+            "teacher/sequences": float(self.items_done),
+            "teacher/batches": float(len(self.batch_sizes)),
+            "teacher/mean_batch": self.items_done / max(1, len(self.batch_sizes)),
+            "teacher/busy_seconds": self.busy_seconds,
+            "teacher/queue_depth_max": float(self.max_queue_depth),
+            "teacher/queue_depth": float(len(self.pending)),
+        }
+        self.batch_sizes, self.items_done, self.busy_seconds, self.max_queue_depth = [], 0, 0.0, 0
+        return stats
+
+
+class VllmScorer:
+    """Teacher log-probs by vLLM's `prompt_logprobs` over prompt + completion."""
+
+    def __init__(self, model_path: str, cfg: TeacherConfig, max_model_len: int, seed: int) -> None:
+        from vllm import LLM
+
+        self.llm = LLM(
+            model=model_path, dtype=cfg.dtype, max_model_len=max_model_len,
+            kv_cache_memory_bytes=int(cfg.kv_cache_gib * 2**30), enforce_eager=True, seed=seed,
+            disable_log_stats=True,
+        )
+
+    def logprobs(self, sequences: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+        requests = [{"prompt_token_ids": list(p) + list(c)} for p, c in sequences]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        scores = []
+        for (prompt, completion), out in zip(sequences, outputs):
+            entries = out.prompt_logprobs[len(prompt) : len(prompt) + len(completion)]
+            scores.append([entry[tok].logprob for tok, entry in zip(completion, entries)])
+        return scores
+
+
+class HfScorer:
+    """Teacher log-probs by a transformers forward pass; `device_map` can spread or offload."""
+
+    def __init__(self, model_path: str, cfg: TeacherConfig) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.torch = torch
+        dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[cfg.dtype]
+        kwargs = {"device_map": cfg.device_map} if cfg.device_map else {}
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs).eval()
+        self.micro_batch = cfg.hf_micro_batch
+
+    def logprobs(self, sequences: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        from rlsys.models.logprobs import completion_logprobs, pack_sequences
+
+        pad = self.model.config.pad_token_id or 0
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i][0]) + len(sequences[i][1]))
+        out: list[list[float]] = [[] for _ in sequences]
+        with self.torch.no_grad():
+            for start in range(0, len(order), self.micro_batch):
+                idx = [i for i in order[start : start + self.micro_batch] if sequences[i][1]]
+                if not idx:
+                    continue
+                batch = pack_sequences([sequences[i][0] for i in idx], [sequences[i][1] for i in idx], pad)
+                lp = completion_logprobs(self.model, batch).logprobs.float().cpu()
+                for row, i in enumerate(idx):
+                    out[i] = lp[row, : len(sequences[i][1])].tolist()
+        return out
+
+
+class TeacherScorer:
+    """Renders the teacher's prompt and tokenizes the completion, then asks a backend."""
+
+    def __init__(self, model_path: str, cfg: TeacherConfig, template: str, system_prompt: str | None,
+                 max_model_len: int, seed: int = 0) -> None:
+        from transformers import AutoTokenizer
+
+        self.cfg, self.template = cfg, template
+        self.system_prompt = cfg.system_prompt if cfg.system_prompt is not None else system_prompt
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        end = cfg.end_of_turn or self.tokenizer.eos_token
+        self.end_id = self.tokenizer.convert_tokens_to_ids(end) if end else None
+        self.max_model_len = max_model_len
+        self.backend = (VllmScorer(model_path, cfg, max_model_len, seed) if cfg.backend == "vllm"
+                        else HfScorer(model_path, cfg))
+        self._prompt_cache: dict[tuple[str, str], list[int]] = {}
+
+    def prompt_ids(self, question: str, answer: str = "") -> list[int]:
+        key = (question, answer)
+        if key not in self._prompt_cache:
+            user = self.cfg.question_template.format(question=question, answer=answer)
+            text = render_prompt(self.tokenizer, user, self.template, self.system_prompt)
+            self._prompt_cache[key] = self.tokenizer(text, add_special_tokens=False).input_ids
+        return self._prompt_cache[key]
+
+    def completion_ids(self, req: ScoreRequest) -> list[int]:
+        if req.completion_ids is not None:
+            return list(req.completion_ids)
+        ids = self.tokenizer(req.completion_text, add_special_tokens=False).input_ids
+        if req.finished and self.end_id is not None:
+            ids.append(self.end_id)
+        return ids
+
+    def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        sequences = []
+        for req in requests:
+            prompt, completion = self.prompt_ids(req.question, req.answer), self.completion_ids(req)
+            # Keep the end of an over-long completion out rather than fail the batch; the
+            # reward then covers the tokens that fit.
+            room = max(0, self.max_model_len - len(prompt) - 1)
+            sequences.append((prompt, completion[:room]))
+        return self.backend.logprobs(sequences)
+
+
+class TeacherService:
+    """A scorer behind a request batcher; a Ray async actor in runs (see distributed.actors)."""
+
+    def __init__(self, model_path: str, cfg: TeacherConfig, template: str, system_prompt: str | None,
+                 max_model_len: int, seed: int = 0, name: str = "teacher-0") -> None:
+        self.name = name
+        self.scorer = TeacherScorer(model_path, cfg, template, system_prompt, max_model_len, seed)
+        self.batcher = Batcher(self.scorer.score, cfg.max_batch_sequences, cfg.max_wait_ms / 1000.0)
+
+    def ping(self) -> str:
+        return f"{self.name} pid={os.getpid()}"
+
+    def vocab(self) -> dict[str, int]:
+        return self.scorer.tokenizer.get_vocab()
+
+    async def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        return await self.batcher.submit(requests)
+
+    def take_stats(self) -> dict[str, float]:
+        return self.batcher.take_stats()

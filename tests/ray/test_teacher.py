@@ -1,0 +1,95 @@
+"""The teacher scoring service on real Ray actors with tiny models: the vLLM backend against
+the transformers backend, request batching, scoring across two different tokenizers, and a
+teacher that dies."""
+
+import pytest
+
+from rlsys.config import Config, TeacherConfig
+from rlsys.controller import RunError, check_same_vocabulary, wait_all
+from rlsys.workers.teacher import ScoreRequest, TeacherService
+
+pytestmark = pytest.mark.ray
+
+QUESTIONS = ["What is 3 + 4?", "Add 12 and 30.", "What is 7 + 8 + 9?"]
+COMPLETIONS = ["The answer is 7.", "<answer>42</answer>", "7 + 8 = 15, 15 + 9 = 24. #### 24"]
+
+
+def _service(ray, model_path, backend, **teacher):
+    cfg = TeacherConfig(path=model_path, backend=backend, dtype="float32", kv_cache_gib=0.1, **teacher)
+    remote = ray.remote(TeacherService).options(num_cpus=0, max_concurrency=100)
+    return remote.remote(model_path, cfg, "plain", "", 256, 0, f"teacher-{backend}")
+
+
+@pytest.fixture(scope="module")
+def teachers(local_ray, tiny_model_path):
+    vllm = _service(local_ray, tiny_model_path, "vllm", max_batch_sequences=64, max_wait_ms=200)
+    hf = _service(local_ray, tiny_model_path, "hf")
+    wait_all([vllm.ping.remote(), hf.ping.remote()], ["teacher-vllm", "teacher-hf"], "start")
+    yield vllm, hf
+    local_ray.kill(vllm)
+    local_ray.kill(hf)
+
+
+def test_vllm_scores_match_transformers_scores(teachers, local_ray):
+    vllm, hf = teachers
+    requests = [ScoreRequest(q, c) for q, c in zip(QUESTIONS, COMPLETIONS)]
+    requests.append(ScoreRequest(QUESTIONS[0], "", finished=True))  # empty: only the end-of-turn token
+    a, b = local_ray.get([vllm.score.remote(requests), hf.score.remote(requests)])
+    assert [len(x) for x in a] == [len(x) for x in b]
+    assert len(a[-1]) == 1  # the empty completion is scored as stopping at once
+    for x, y in zip(a, b):
+        assert x == pytest.approx(y, abs=2e-3)
+        assert all(v < 0 for v in x)
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_scores(teachers, local_ray):
+    vllm, _ = teachers
+    local_ray.get(vllm.take_stats.remote())
+    singles = [local_ray.get(vllm.score.remote([ScoreRequest(q, c)])) for q, c in zip(QUESTIONS, COMPLETIONS)]
+    local_ray.get(vllm.take_stats.remote())
+    # Six callers at once, each with its own pair, in reverse order.
+    refs = [vllm.score.remote([ScoreRequest(QUESTIONS[i % 3], COMPLETIONS[i % 3])]) for i in reversed(range(6))]
+    results = local_ray.get(refs)
+    stats = local_ray.get(vllm.take_stats.remote())
+    for i, res in zip(reversed(range(6)), results):
+        assert res[0] == pytest.approx(singles[i % 3][0], abs=1e-4)
+    assert stats["teacher/sequences"] == 6
+    assert stats["teacher/batches"] < 6  # merged into fewer forward passes
+    assert stats["teacher/queue_depth_max"] >= 2
+
+
+def test_cross_tokenizer_scoring_and_per_token_guard(local_ray, tiny_model_path, tmp_path):
+    from transformers import AutoTokenizer
+
+    from rlsys.models.tiny import build_tiny_model
+
+    other = str(build_tiny_model(tmp_path / "other", vocab_size=600, seed=1))
+    student_tok, teacher_tok = AutoTokenizer.from_pretrained(tiny_model_path), AutoTokenizer.from_pretrained(other)
+    assert student_tok.get_vocab() != teacher_tok.get_vocab()
+    teacher = _service(local_ray, other, "hf")
+    text = COMPLETIONS[2]
+    scores = local_ray.get(teacher.score.remote([ScoreRequest(QUESTIONS[2], text, finished=False),
+                                                 ScoreRequest(QUESTIONS[2], text, finished=True)]))
+    # The teacher scored the text in its own tokens (plus its end-of-turn token when finished).
+    n_teacher = len(teacher_tok(text, add_special_tokens=False).input_ids)
+    assert n_teacher != len(student_tok(text, add_special_tokens=False).input_ids)
+    assert [len(s) for s in scores] == [n_teacher, n_teacher + 1]
+    assert scores[0] == pytest.approx(scores[1][:-1], abs=1e-5)
+    with pytest.raises(RunError, match="vocabulary .* differs .*teacher_loglik"):
+        check_same_vocabulary(student_tok, teacher_tok, tiny_model_path, other)
+    local_ray.kill(teacher)
+
+
+def test_a_dead_teacher_is_named(local_ray, tiny_model_path):
+    from rlsys.distributed.actors import start_teachers
+
+    cfg = Config.model_validate({
+        "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 256},
+        "teacher": {"path": tiny_model_path, "backend": "hf", "dtype": "float32", "num_cpus": 0},
+        "reward": {"terms": [{"name": "teacher_loglik"}]},
+    })
+    (teacher,) = start_teachers(cfg, tiny_model_path)
+    wait_all([teacher.ping.remote()], ["teacher-0"], "start")
+    local_ray.kill(teacher)
+    with pytest.raises(RunError, match="teacher scoring: teacher-0 died"):
+        wait_all([teacher.score.remote([ScoreRequest("q", "a")])], ["teacher-0"], "teacher scoring", 30)
