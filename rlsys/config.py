@@ -146,6 +146,9 @@ class TeacherConfig(Section):
     hints here make a context-distillation teacher."""
     template: Literal["xml", "plain"] | None = None
     """Default: data.template."""
+    temperature: float = Field(1.0, gt=0.0)
+    """Score with softmax(logits / temperature): below 1 a sharper, more confident teacher
+    (backend hf; vLLM returns the raw prompt log-probs)."""
     end_of_turn: str | None = None
     """Token appended to finished completions; default the teacher tokenizer's EOS."""
     max_batch_sequences: int = Field(64, ge=1)
@@ -242,6 +245,9 @@ class Config(Section):
             self.teacher.question_template.format(question="", answer="")
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"teacher.question_template may only use {{question}} and {{answer}} ({exc!r})") from None
+        if self.teacher.temperature != 1.0 and self.teacher.backend != "hf":
+            raise ValueError("teacher.temperature other than 1 needs teacher.backend=hf "
+                             "(vLLM's prompt log-probs are the raw, untempered ones)")
         uses_teacher = self.reward.combiner == "minillm" or any(t.name in TEACHER_REWARDS for t in self.reward.terms)
         if uses_teacher and not self.teacher.path:
             raise ValueError("reward.combiner=minillm and the teacher_loglik reward need teacher.path")

@@ -2,27 +2,23 @@
 
 sample -> reward -> advantages -> learn -> sync -> log -> evaluate, every iteration,
 then save. Everything that can be checked before an actor starts (config, model path,
-data, reward functions, run folder) is checked in `prepare`.
+data, reward functions, run folder) is checked first, in `rlsys.preparation`.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rlsys.algorithms.advantages import grpo_advantages
-from rlsys.algorithms.distill import minillm_token_advantages, reverse_kl_token_rewards
+from rlsys.algorithms.distill import minillm_token_advantages, truncated_token_rewards
 from rlsys.config import Config, dump_config
 from rlsys.data.samplers import PromptSampler
-from rlsys.data.sources import load_train_eval
-from rlsys.data.templates import render_prompt
+from rlsys.distributed.calls import RunError, wait_all
 from rlsys.eval.metrics import distill_metrics, task_metrics
-from rlsys.models.catalog import resolve_model
 from rlsys.observability.progress import ProgressDisplay
 from rlsys.observability.trackers import (
     JsonlTracker,
@@ -32,109 +28,12 @@ from rlsys.observability.trackers import (
     Trackers,
     WandbTracker,
 )
-from rlsys.rewards.registry import RewardSet
+from rlsys.preparation import Prepared, check_same_vocabulary, prepare, prepare_run_dir
 from rlsys.types import PromptItem, Sample
 from rlsys.workers.learner import TrainItem
 from rlsys.workers.rollout import group_temperatures
 
-
-class RunError(RuntimeError):
-    """A run stopped: which actor, doing what, and why."""
-
-
-def wait_all(refs: list, names: list[str], what: str, timeout_s: float | None = None) -> list:
-    """ray.get over several actors that names the first one to fail, or the ones that did
-    not answer within `timeout_s`; it never hangs on a dead actor."""
-    import ray
-    from ray.exceptions import RayActorError, RayTaskError
-
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    pending = list(refs)
-    while pending:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready, pending = ray.wait(pending, num_returns=1, timeout=left)
-        if not ready:
-            late = [n for r, n in zip(refs, names) if r in pending]
-            raise RunError(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
-        try:
-            ray.get(ready[0])
-        except RayTaskError as exc:
-            cause = exc.cause if exc.cause is not None else exc
-            raise RunError(f"{what}: {names[refs.index(ready[0])]} failed: {type(cause).__name__}: {cause}"
-                           + _still_waiting(refs, names, pending)) from exc
-        except RayActorError as exc:
-            raise RunError(f"{what}: {names[refs.index(ready[0])]} died: {exc}"
-                           + _still_waiting(refs, names, pending)) from exc
-    return ray.get(refs)
-
-
-def _still_waiting(refs: list, names: list[str], pending: list) -> str:
-    late = [n for r, n in zip(refs, names) if r in pending]
-    return f" (still waiting on: {', '.join(late)})" if late else ""
-
-
-@dataclass
-class Prepared:
-    model_path: str
-    train: list[PromptItem]
-    evaluation: list[PromptItem]
-    teacher_path: str | None = None
-    teacher_same_vocab: bool = False
-    """Teacher and student share a vocabulary: score student token ids, not re-tokenized text."""
-
-
-def prepare_run_dir(cfg: Config) -> Path:
-    run_dir = Path(cfg.run.dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not cfg.run.overwrite:
-            raise RunError(f"run folder {run_dir} is not empty; pick another run.dir or set run.overwrite=true")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def prepare(cfg: Config) -> Prepared:
-    """Every check that needs no actor: model path, data rows, reward functions."""
-    from transformers import AutoTokenizer
-
-    model_path = resolve_model(cfg.model.path)
-    teacher_path = resolve_model(cfg.teacher.path) if cfg.teacher.path else None
-    RewardSet(cfg.reward.terms, cfg.reward.combiner, cfg.reward.squash_temperature)
-    for term in cfg.reward.terms:
-        if term.name == "language_fidelity":  # a missing dictionary fails here, not mid-run
-            from rlsys.rewards.language import FAROESE_WORDLIST, load_lexicon
-
-            load_lexicon(term.kwargs.get("wordlist", FAROESE_WORDLIST))
-    train_tasks, eval_tasks = load_train_eval(cfg.data, cfg.run.seed)
-    tok = AutoTokenizer.from_pretrained(model_path)
-    same_vocab = False
-    if teacher_path:
-        teacher_tok = AutoTokenizer.from_pretrained(teacher_path)
-        same_vocab = teacher_tok.get_vocab() == tok.get_vocab()
-        if cfg.reward.combiner == "minillm":
-            check_same_vocabulary(tok, teacher_tok, model_path, teacher_path)
-
-    def items(tasks) -> list[PromptItem]:
-        out = []
-        for t in tasks:
-            text = render_prompt(tok, t.question, cfg.data.template, cfg.data.system_prompt)
-            ids = tok(text, add_special_tokens=False).input_ids
-            out.append(PromptItem(text, ids, t.question, t.answer, t.metadata))
-        return out
-
-    return Prepared(model_path, items(train_tasks), items(eval_tasks), teacher_path, same_vocab)
-
-
-def check_same_vocabulary(student_tok, teacher_tok, student_path: str, teacher_path: str) -> None:
-    """Per-token rewards compare the teacher's and the student's log-prob of the same token."""
-    if student_tok.get_vocab() != teacher_tok.get_vocab():
-        raise RunError(
-            f"reward.combiner=minillm scores every student token with the teacher, but the teacher's "
-            f"vocabulary ({teacher_path}: {len(teacher_tok)} tokens) differs from the student's "
-            f"({student_path}: {len(student_tok)} tokens). Use a teacher with the student's tokenizer, "
-            f"or the sequence reward `teacher_loglik` with reward.combiner=linear or squash, which "
-            f"scores the completion text and works across tokenizers."
-        )
+__all__ = ["Controller", "RunError", "check_same_vocabulary", "prepare", "train", "wait_all"]
 
 
 class Controller:
@@ -257,7 +156,7 @@ class Controller:
         advantages = grpo_advantages(torch.tensor(rewards), cfg.rollout.group_size, cfg.grpo.std_normalize).tolist()
         token_advantages: list[list[float] | None] = [None] * len(samples)
         if cfg.reward.combiner == "minillm":
-            token_rewards = [reverse_kl_token_rewards(tl, s.sampling_logprobs) for tl, s in zip(teacher, samples)]
+            token_rewards = [truncated_token_rewards(tl, s.sampling_logprobs) for tl, s in zip(teacher, samples)]
             m = cfg.reward.minillm
             token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
         t["time/reward"] = time.perf_counter() - started

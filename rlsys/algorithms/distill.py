@@ -39,6 +39,15 @@ def reverse_kl_token_rewards(teacher_logprobs: Sequence[float], student_logprobs
     return [float(t) - float(s) for t, s in zip(teacher_logprobs, student_logprobs)]
 
 
+def truncated_token_rewards(teacher_logprobs: Sequence[float], student_logprobs: Sequence[float]) -> list[float]:
+    """`reverse_kl_token_rewards` when the teacher scored only a prefix (it drops the tail of
+    a completion that does not fit its context): the unscored tail gets reward 0."""
+    n = len(teacher_logprobs)
+    if n > len(student_logprobs):
+        raise ValueError(f"the teacher scored {n} tokens of a {len(student_logprobs)}-token completion")
+    return reverse_kl_token_rewards(teacher_logprobs, student_logprobs[:n]) + [0.0] * (len(student_logprobs) - n)
+
+
 def sequence_reverse_kl(teacher_sum: float, student_sum: float, n_tokens: int) -> float:
     """Per-token Monte-Carlo estimate of KL(S || T) from one sample of the student:
     (log p_S(y) - log p_T(y)) / |y|. Valid across tokenizers: both sums are of the same text."""

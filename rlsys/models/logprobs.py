@@ -56,7 +56,10 @@ def completion_logprobs(
     batch: PackedBatch,
     chunk_tokens: int = 1024,
     with_entropy: bool = False,
+    temperature: float = 1.0,
 ) -> TokenLogprobs:
+    """Log-probs of the completion tokens of `batch`; `temperature` rescales the logits (a
+    sharper or flatter distribution, e.g. for a tempered teacher)."""
     device = next(model.parameters()).device
     input_ids = batch.input_ids.to(device)
     hidden = model.get_decoder()(
@@ -74,6 +77,8 @@ def completion_logprobs(
     flat_lp, flat_ent = [], []
     for start in range(0, states.shape[0], chunk_tokens):
         logits = head(states[start : start + chunk_tokens]).float()
+        if temperature != 1.0:
+            logits = logits / temperature
         lse = torch.logsumexp(logits, dim=-1)
         tgt = targets[start : start + chunk_tokens]
         flat_lp.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - lse)

@@ -150,7 +150,6 @@ def resize_with_mean_init(model, pieces: dict[int, list[int]], new_size: int) ->
 
 def adapt_model(model_path: str, words: list[str], num_tokens: int, out_dir: str | Path, seed: int = 0) -> Adaptation:
     """Write an adapted copy of `model_path` to `out_dir` (via `out_dir.partial`, then renamed)."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = Path(out_dir)

@@ -72,7 +72,7 @@ class RolloutWorker:
             )
 
         same = len(set(temperatures)) == 1
-        requests, sampling, temps = [], [], []
+        requests, sampling = [], []
         for ids in prompt_ids:
             if same:
                 requests.append({"prompt_token_ids": list(ids)})

@@ -149,7 +149,10 @@ class HfScorer:
         dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[cfg.dtype]
         kwargs = {"device_map": cfg.device_map} if cfg.device_map else {}
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs).eval()
-        self.micro_batch = cfg.hf_micro_batch
+        self.micro_batch, self.temperature = cfg.hf_micro_batch, cfg.temperature
+        if not torch.cuda.is_available():
+            # Ray gives a fractional-CPU actor one thread; the phases of a run do not overlap.
+            torch.set_num_threads(os.cpu_count() or 1)
 
     def logprobs(self, sequences: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         from rlsys.models.logprobs import completion_logprobs, pack_sequences
@@ -163,7 +166,7 @@ class HfScorer:
                 if not idx:
                     continue
                 batch = pack_sequences([sequences[i][0] for i in idx], [sequences[i][1] for i in idx], pad)
-                lp = completion_logprobs(self.model, batch).logprobs.float().cpu()
+                lp = completion_logprobs(self.model, batch, temperature=self.temperature).logprobs.float().cpu()
                 for row, i in enumerate(idx):
                     out[i] = lp[row, : len(sequences[i][1])].tolist()
         return out

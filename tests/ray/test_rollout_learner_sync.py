@@ -2,7 +2,6 @@
 on the tiny random model. One engine and one learner are shared by the tests in order."""
 
 import pytest
-import torch
 
 from rlsys.config import Config
 from rlsys.controller import RunError, wait_all

@@ -93,3 +93,24 @@ def test_a_dead_teacher_is_named(local_ray, tiny_model_path):
     local_ray.kill(teacher)
     with pytest.raises(RunError, match="teacher scoring: teacher-0 died"):
         wait_all([teacher.score.remote([ScoreRequest("q", "a")])], ["teacher-0"], "teacher scoring", 30)
+
+
+def test_named_teacher_is_shared_and_restarts_when_configured(local_ray, tiny_model_path):
+    from rlsys.distributed.actors import start_teachers, stop_teachers
+
+    cfg = Config.model_validate({
+        "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 256},
+        "teacher": {"path": tiny_model_path, "backend": "hf", "dtype": "float32", "num_cpus": 0,
+                    "name": "shared-teacher", "max_restarts": 1},
+        "reward": {"terms": [{"name": "teacher_loglik"}]},
+    })
+    (first,) = start_teachers(cfg, tiny_model_path)
+    pid = local_ray.get(first.ping.remote())
+    (second,) = start_teachers(cfg, tiny_model_path)  # another job asking for the same pool
+    assert local_ray.get(second.ping.remote()) == pid
+    before = local_ray.get(first.score.remote([ScoreRequest(QUESTIONS[0], COMPLETIONS[0])]))
+    local_ray.kill(first, no_restart=False)  # a crash: Ray restarts it and retries the request
+    after = local_ray.get(second.score.remote([ScoreRequest(QUESTIONS[0], COMPLETIONS[0])]), timeout=120)
+    assert after[0] == pytest.approx(before[0], abs=1e-5)
+    assert local_ray.get(second.ping.remote()) != pid
+    assert stop_teachers(cfg) == ["shared-teacher-0"]

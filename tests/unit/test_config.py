@@ -54,8 +54,6 @@ def test_teacher_rewards_need_a_teacher_and_templates_are_checked():
 
 
 def test_lpt_text_sources(tmp_path):
-    from transformers import AutoTokenizer  # noqa: F401  (tokenizer built below)
-
     from rlsys.data.sources import DataError
     from rlsys.data.text import BlockStream, load_texts, resolve_text_path
 

@@ -13,6 +13,7 @@ from rlsys.algorithms.distill import (
     squash,
     teacher_loglik,
     token_returns,
+    truncated_token_rewards,
 )
 from rlsys.algorithms.losses import lm_loss, mix_lm_loss
 from rlsys.eval.metrics import distill_metrics
@@ -30,6 +31,9 @@ def test_reverse_kl_token_rewards_and_length_mismatch():
     assert reverse_kl_token_rewards([-1.0, -0.5], [-0.25, -2.0]) == [-0.75, 1.5]
     with pytest.raises(ValueError, match="tokenizers differ"):
         reverse_kl_token_rewards([-1.0], [-1.0, -2.0])
+    assert truncated_token_rewards([-1.0], [-0.25, -2.0, -3.0]) == [-0.75, 0.0, 0.0]
+    with pytest.raises(ValueError, match="scored 2 tokens of a 1-token"):
+        truncated_token_rewards([-1.0, -1.0], [-1.0])
     assert sequence_reverse_kl(teacher_sum=-6.0, student_sum=-2.0, n_tokens=2) == 2.0
 
 

@@ -4,8 +4,6 @@ is tested in tests/ray/test_teacher.py."""
 
 import asyncio
 
-import pytest
-
 from rlsys.workers.teacher import Batcher
 
 

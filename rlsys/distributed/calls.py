@@ -1,0 +1,40 @@
+"""Waiting on many actors at once without hanging on a dead one, and the error that names it."""
+
+from __future__ import annotations
+
+import time
+
+
+class RunError(RuntimeError):
+    """A run stopped: which actor, doing what, and why."""
+
+
+def wait_all(refs: list, names: list[str], what: str, timeout_s: float | None = None) -> list:
+    """ray.get over several actors that names the first one to fail, or the ones that did
+    not answer within `timeout_s`; it never hangs on a dead actor."""
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    pending = list(refs)
+    while pending:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, pending = ray.wait(pending, num_returns=1, timeout=left)
+        if not ready:
+            late = [n for r, n in zip(refs, names) if r in pending]
+            raise RunError(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
+        try:
+            ray.get(ready[0])
+        except RayTaskError as exc:
+            cause = exc.cause if exc.cause is not None else exc
+            raise RunError(f"{what}: {names[refs.index(ready[0])]} failed: {type(cause).__name__}: {cause}"
+                           + _still_waiting(refs, names, pending)) from exc
+        except RayActorError as exc:
+            raise RunError(f"{what}: {names[refs.index(ready[0])]} died: {exc}"
+                           + _still_waiting(refs, names, pending)) from exc
+    return ray.get(refs)
+
+
+def _still_waiting(refs: list, names: list[str], pending: list) -> str:
+    late = [n for r, n in zip(refs, names) if r in pending]
+    return f" (still waiting on: {', '.join(late)})" if late else ""

@@ -1,0 +1,80 @@
+"""Everything a run checks before any actor starts: model and teacher paths, data rows,
+reward functions and dictionaries, tokenizer compatibility, and the run folder."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlsys.config import Config
+from rlsys.data.sources import load_train_eval
+from rlsys.data.templates import render_prompt
+from rlsys.distributed.calls import RunError
+from rlsys.models.catalog import resolve_model
+from rlsys.rewards.registry import RewardSet
+from rlsys.types import PromptItem
+
+
+@dataclass
+class Prepared:
+    model_path: str
+    train: list[PromptItem]
+    evaluation: list[PromptItem]
+    teacher_path: str | None = None
+    teacher_same_vocab: bool = False
+    """Teacher and student share a vocabulary: score student token ids, not re-tokenized text."""
+
+
+def prepare_run_dir(cfg: Config) -> Path:
+    run_dir = Path(cfg.run.dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not cfg.run.overwrite:
+            raise RunError(f"run folder {run_dir} is not empty; pick another run.dir or set run.overwrite=true")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def prepare(cfg: Config) -> Prepared:
+    """Every check that needs no actor: model path, data rows, reward functions."""
+    from transformers import AutoTokenizer
+
+    model_path = resolve_model(cfg.model.path)
+    teacher_path = resolve_model(cfg.teacher.path) if cfg.teacher.path else None
+    RewardSet(cfg.reward.terms, cfg.reward.combiner, cfg.reward.squash_temperature)
+    for term in cfg.reward.terms:
+        if term.name == "language_fidelity":  # a missing dictionary fails here, not mid-run
+            from rlsys.rewards.language import FAROESE_WORDLIST, load_lexicon
+
+            load_lexicon(term.kwargs.get("wordlist", FAROESE_WORDLIST))
+    train_tasks, eval_tasks = load_train_eval(cfg.data, cfg.run.seed)
+    tok = AutoTokenizer.from_pretrained(model_path)
+    same_vocab = False
+    if teacher_path:
+        teacher_tok = AutoTokenizer.from_pretrained(teacher_path)
+        same_vocab = teacher_tok.get_vocab() == tok.get_vocab()
+        if cfg.reward.combiner == "minillm":
+            check_same_vocabulary(tok, teacher_tok, model_path, teacher_path)
+
+    def items(tasks) -> list[PromptItem]:
+        out = []
+        for t in tasks:
+            text = render_prompt(tok, t.question, cfg.data.template, cfg.data.system_prompt)
+            ids = tok(text, add_special_tokens=False).input_ids
+            out.append(PromptItem(text, ids, t.question, t.answer, t.metadata))
+        return out
+
+    return Prepared(model_path, items(train_tasks), items(eval_tasks), teacher_path, same_vocab)
+
+
+def check_same_vocabulary(student_tok, teacher_tok, student_path: str, teacher_path: str) -> None:
+    """Per-token rewards compare the teacher's and the student's log-prob of the same token."""
+    if student_tok.get_vocab() != teacher_tok.get_vocab():
+        raise RunError(
+            f"reward.combiner=minillm scores every student token with the teacher, but the teacher's "
+            f"vocabulary ({teacher_path}: {len(teacher_tok)} tokens) differs from the student's "
+            f"({student_path}: {len(student_tok)} tokens). Use a teacher with the student's tokenizer, "
+            f"or the sequence reward `teacher_loglik` with reward.combiner=linear or squash, which "
+            f"scores the completion text and works across tokenizers."
+        )
