@@ -97,7 +97,6 @@ def run_bench(args) -> dict:
                                f"model.dtype={args.dtype}", "tracking.console=false"])
         train(run_cfg)
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    ray.shutdown()  # flush actor logs now, so the JSON below is the last line printed
     phases = ("generation", "reward", "reference", "old_logprobs", "train", "sync")
     total = sum(r["time/iteration"] for r in rows[1:])
     share = {p: round(sum(r[f"time/{p}"] for r in rows[1:]) / total, 4) for p in phases}

@@ -58,6 +58,16 @@ def _teacher_command(args) -> int:
     return 0
 
 
+def _stop_log_forwarding() -> None:
+    """Shut Ray down so that no actor log line forwarded to stdout lands after the result."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    sys.stderr.flush()
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     from rlsys.distributed.cluster import keep_local_ray_on_loopback
 
@@ -73,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = load_config(args.config, args.overrides)
             summary = train(cfg)
+            _stop_log_forwarding()
             print(json.dumps({"run_dir": cfg.run.dir, "eval_before": summary["eval_before"],
                               "eval_after": summary["eval_after"], "wall_seconds": summary["wall_seconds"]}))
             return 0
@@ -92,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from rlsys.bench import run_bench
 
-            print(json.dumps(run_bench(args)))
+            result = run_bench(args)
+            _stop_log_forwarding()
+            print(json.dumps(result))
             return 0
     except ConfigError as exc:
         print(f"rlsys: {exc}", file=sys.stderr)

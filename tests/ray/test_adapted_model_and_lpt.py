@@ -58,7 +58,10 @@ def test_lpt_adds_exactly_its_weighted_term_and_the_resized_model_syncs(local_ra
     local_ray.kill(plain)
     # Same weights, same batch: the policy part is identical, -sum(A * tokens) / tokens.
     assert s0["train/policy_loss"] == pytest.approx(s1["train/policy_loss"], abs=1e-6)
-    assert s0["train/policy_loss"] == pytest.approx(-(len(items[0].completion_ids) - 3 + 3 - 2) / 13, abs=1e-4)
+    # At the first step the ratio is 1, so the loss is -sum(A_i * n_i) / sum(n_i) over all completion tokens.
+    lengths = [len(it.completion_ids) for it in items]
+    expected = -sum(it.advantage * n for it, n in zip(items, lengths)) / sum(lengths)
+    assert s0["train/policy_loss"] == pytest.approx(expected, abs=1e-4)
     assert "train/lpt_loss" not in s0 and s0["train/loss"] == s0["train/policy_loss"]
     assert s1["train/loss"] - s0["train/loss"] == pytest.approx(0.5 * s1["train/lpt_loss"], abs=1e-6)
     # The LM loss is the plain next-token loss of the first four text blocks (two micro-batches
@@ -73,6 +76,7 @@ def test_lpt_adds_exactly_its_weighted_term_and_the_resized_model_syncs(local_ra
     # The resized model trains, then syncs to a vLLM engine that loaded the same folder.
     cfg = _cfg(model_path, text, 0.5)
     rollout = start_rollout_workers(cfg, model_path)[0]
+    local_ray.get(rollout.ping.remote())  # the engine is up before the group's join timeout starts
     host, port = local_ray.get(mixed.sync_endpoint.remote())
     local_ray.get([mixed.init_sync_group.remote("gloo", host, port, 2, 20.0),
                    rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])

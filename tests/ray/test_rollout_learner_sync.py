@@ -23,6 +23,7 @@ def actors(local_ray, tiny_model_path):
     })
     rollout = start_rollout_workers(cfg, tiny_model_path)[0]
     learner = start_learners(cfg, tiny_model_path, total_optimizer_steps=100)[0]
+    local_ray.get(rollout.ping.remote())  # the engine is up before the group's join timeout starts
     host, port = local_ray.get(learner.sync_endpoint.remote())
     local_ray.get([learner.init_sync_group.remote("gloo", host, port, 2, 20.0),
                    rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])
