@@ -1,4 +1,4 @@
-"""Command line: `rlsys train | validate | bench | adapt-tokenizer | teacher-start | teacher-stop`."""
+"""Command line: `rlsys train | validate | bench | check-sync | adapt-tokenizer | teacher-start | teacher-stop`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-new-tokens", type=int, default=64)
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--dtype", default="bfloat16")
+    c = sub.add_parser("check-sync", help="check the weight-sync transport (gloo or NCCL) on this machine (JSON)")
+    c.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])
+    c.add_argument("--cuda", action="store_true", help="gloo with CUDA tensors (ranks sharing one GPU)")
+    c.add_argument("--ranks", type=int, default=2, help="processes: rank 0 sends, the others receive")
+    c.add_argument("--mb", type=float, default=256.0, help="MiB of model-shaped bf16 tensors to send")
+    c.add_argument("--bucket-mb", type=float, default=64.0)
+    c.add_argument("--timeout-s", type=float, default=10.0)
     a = sub.add_parser("adapt-tokenizer", help="add a language's frequent subwords as tokens; write a resized model")
     a.add_argument("--model", required=True, help="model path or built-in name")
     a.add_argument("--words", default="/usr/share/dict/faroese", help="word list, one word per line")
@@ -100,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("teacher-start", "teacher-stop"):
             return _teacher_command(args)
+        if args.command == "check-sync":
+            from rlsys.distributed.sync_check import check_sync
+
+            print(json.dumps(check_sync(args.backend, args.cuda, args.ranks, args.mb, args.bucket_mb, args.timeout_s)))
+            return 0
         if args.command == "bench":
             from rlsys.bench import run_bench
 

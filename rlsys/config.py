@@ -184,6 +184,7 @@ class LPTConfig(Section):
 
 class SyncConfig(Section):
     backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """auto: NCCL when the learner and the engines hold whole GPUs each, else gloo."""
     bucket_mb: float = Field(64.0, gt=0.0)
     timeout_s: float = Field(120.0, gt=0.0)
 

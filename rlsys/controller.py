@@ -18,6 +18,7 @@ from rlsys.algorithms.distill import minillm_token_advantages, truncated_token_r
 from rlsys.config import Config, dump_config
 from rlsys.data.samplers import PromptSampler
 from rlsys.distributed.calls import RunError, wait_all
+from rlsys.distributed.weight_sync import choose_backend
 from rlsys.eval.metrics import distill_metrics, task_metrics
 from rlsys.observability.progress import ProgressDisplay
 from rlsys.observability.trackers import (
@@ -65,7 +66,7 @@ class Controller:
             wait_all([t.ping.remote() for t in self.teachers], self.teacher_names, "starting the teacher")
         wait_all([w.ping.remote() for w in self.rollout], self.rollout_names, "starting vLLM engines")
         host, port = wait_all([self.learners[0].sync_endpoint.remote()], ["learner-0"], "sync endpoint")[0]
-        backend = cfg.sync.backend if cfg.sync.backend != "auto" else ("nccl" if cfg.rollout.num_gpus else "gloo")
+        backend = choose_backend(cfg.sync.backend, cfg.rollout.num_gpus, cfg.learner.num_gpus)
         world = 1 + len(self.rollout)
         args = (backend, host, port)
         refs = [lr.init_sync_group.remote(*args, world, cfg.sync.timeout_s) for lr in self.learners]

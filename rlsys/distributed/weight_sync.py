@@ -93,6 +93,15 @@ def unpack_bucket(flat: torch.Tensor, bucket: tuple[TensorMeta, ...]) -> Iterato
         yield meta.name, raw.view(DTYPES[meta.dtype]).view(meta.shape)
 
 
+def choose_backend(requested: str, rollout_gpus: float, learner_gpus: float) -> str:
+    """`auto`: NCCL when the learner and every engine hold whole GPUs of their own; gloo
+    otherwise, since NCCL refuses two ranks on one device (seen on an H100: "Duplicate GPU
+    detected") and fractional GPUs may share one. Gloo moves CUDA tensors too."""
+    if requested != "auto":
+        return requested
+    return "nccl" if rollout_gpus >= 1 and learner_gpus >= 1 else "gloo"
+
+
 @dataclass
 class SyncGroup:
     group: dist.ProcessGroup

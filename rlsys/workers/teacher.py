@@ -150,7 +150,10 @@ class HfScorer:
         kwargs = {"device_map": cfg.device_map} if cfg.device_map else {}
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs).eval()
         self.micro_batch, self.temperature = cfg.hf_micro_batch, cfg.temperature
-        if not torch.cuda.is_available():
+        if torch.cuda.is_available():
+            if not cfg.device_map:  # without a map transformers leaves the model on the CPU
+                self.model.to("cuda")
+        else:
             # Ray gives a fractional-CPU actor one thread; the phases of a run do not overlap.
             torch.set_num_threads(os.cpu_count() or 1)
 

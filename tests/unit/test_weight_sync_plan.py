@@ -1,6 +1,6 @@
 import torch
 
-from rlsys.distributed.weight_sync import SyncPlan, pack_bucket, plan_buckets, unpack_bucket
+from rlsys.distributed.weight_sync import SyncPlan, choose_backend, pack_bucket, plan_buckets, unpack_bucket
 
 
 def test_buckets_respect_the_limit_and_keep_order():
@@ -21,3 +21,11 @@ def test_pack_unpack_roundtrip_casts_to_engine_dtype():
     assert torch.equal(out["x"], tensors[0].to(torch.bfloat16))
     assert torch.equal(out["y"], tensors[1])
     assert out["z"].dtype == torch.bfloat16 and out["z"].tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_auto_backend_is_nccl_only_when_every_role_holds_whole_gpus():
+    assert choose_backend("auto", 0, 0) == "gloo"
+    assert choose_backend("auto", 1, 1) == "nccl"
+    assert choose_backend("auto", 0.5, 0.5) == "gloo"  # may share one device, which NCCL refuses
+    assert choose_backend("auto", 1, 0) == "gloo"
+    assert choose_backend("nccl", 0.5, 0.5) == "nccl"  # an explicit choice stands
