@@ -19,11 +19,16 @@ def keep_local_ray_on_loopback() -> None:
     """Call before `import ray` in processes that may start a local Ray."""
     if not os.environ.get("RAY_ADDRESS"):
         os.environ.setdefault(LOOPBACK_ENV, "0")
-PASSED_THROUGH = ("RLSYS_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "VLLM_CPU_KVCACHE_SPACE", "DS_ACCELERATOR")
+PASSED_THROUGH = ("RLSYS_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "VLLM_CPU_KVCACHE_SPACE", "DS_ACCELERATOR",
+                  "VLLM_CPU_NUM_OF_RESERVED_CPU")
 
 
 def actor_env() -> dict[str, str]:
     env = dict(ACTOR_ENV)
+    if (os.cpu_count() or 1) <= 4:
+        # vLLM-CPU keeps one core free for its scheduler; on 2 cores that halves generation
+        # (measured: SmolLM2 fp32, 64 x 48 tokens, 134 -> 201 tokens/s with none reserved).
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
     env.update({k: os.environ[k] for k in PASSED_THROUGH if k in os.environ})
     return env
 
