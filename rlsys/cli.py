@@ -65,6 +65,14 @@ def _teacher_command(args) -> int:
     return 0
 
 
+def _readable_tokens(model_dir: str, tokens: list[str]) -> list[str]:
+    """Byte-level BPE spells 'ð' as 'Ã°'; show the text each new token stands for."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    return [tok.convert_tokens_to_string([t]) for t in tokens]
+
+
 def _stop_log_forwarding() -> None:
     """Shut Ray down so that no actor log line forwarded to stdout lands after the result."""
     import ray
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"out": args.out, "new_tokens": len(result.new_tokens),
                               "tokens_per_word_before": result.tokens_per_word_before,
                               "tokens_per_word_after": result.tokens_per_word_after,
-                              "examples": result.new_tokens[:20]}, ensure_ascii=False))
+                              "examples": _readable_tokens(args.out, result.new_tokens[:20])}, ensure_ascii=False))
             return 0
         if args.command in ("teacher-start", "teacher-stop"):
             return _teacher_command(args)
