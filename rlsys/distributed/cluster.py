@@ -19,6 +19,8 @@ def keep_local_ray_on_loopback() -> None:
     """Call before `import ray` in processes that may start a local Ray."""
     if not os.environ.get("RAY_ADDRESS"):
         os.environ.setdefault(LOOPBACK_ENV, "0")
+
+
 PASSED_THROUGH = ("RLSYS_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "VLLM_CPU_KVCACHE_SPACE", "DS_ACCELERATOR",
                   "VLLM_CPU_NUM_OF_RESERVED_CPU")
 

@@ -50,7 +50,9 @@ def test_teacher_rewards_need_a_teacher_and_templates_are_checked():
     with pytest.raises(ConfigError, match=r"question_template may only use \{question\} and \{answer\}"):
         load_config(None, ["teacher.path=x", "teacher.question_template={question} {hint}"])
     cfg = load_config(REPO / "configs" / "demo_distill.yaml")
-    assert "{answer}" in cfg.teacher.question_template and cfg.reward.combiner == "minillm"
+    assert "{question}" in cfg.teacher.question_template and cfg.reward.combiner == "minillm"
+    cfg = load_config(REPO / "configs" / "demo_distill.yaml", ["teacher.question_template=Q {question} A {answer}"])
+    assert cfg.teacher.question_template == "Q {question} A {answer}"
 
 
 def test_lpt_text_sources(tmp_path):
