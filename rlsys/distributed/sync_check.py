@@ -62,7 +62,7 @@ def _sync(backend: str, cuda: bool, rank: int, port: int, ranks: int, total_mb: 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    sync_times, raw_times, flats = [], [], []
+    sync_times, raw_times = [], []
     for _ in range(repeats):
         settle()
         started = time.perf_counter()
@@ -142,4 +142,3 @@ def check_sync(backend: str = "gloo", cuda: bool = False, ranks: int = 2, total_
         "bit_identical": all(not results[r]["mismatched"] for r in range(1, ranks)),
         "timeout": head["timeout"],
     }
-
