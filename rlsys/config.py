@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 
 TEACHER_REWARDS = ("teacher_loglik",)
+PHASES = ("start", "generation", "teacher", "reward", "train", "eval", "save")
 
 
 class Section(BaseModel):
@@ -26,6 +27,23 @@ class RunConfig(Section):
     iterations: int = Field(10, ge=0)
     eval_every: int = Field(0, ge=0, description="evaluate every N iterations (0: only before and after)")
     overwrite: bool = False
+    phase_timeout_s: float = Field(1800.0, gt=0.0)
+    """The longest any phase (generation, teacher, reward, train, eval, save) may take
+    before the run stops with an error naming the actor that did not answer."""
+    phase_timeouts: dict[str, float] = Field(default_factory=dict)
+    """Per-phase bounds that replace `phase_timeout_s`, e.g. {train: 3600, reward: 60}."""
+
+    @model_validator(mode="after")
+    def _known_phases(self) -> "RunConfig":
+        unknown = sorted(set(self.phase_timeouts) - set(PHASES))
+        if unknown:
+            raise ValueError(f"run.phase_timeouts: unknown phase(s) {unknown}; phases: {', '.join(PHASES)}")
+        if any(v <= 0 for v in self.phase_timeouts.values()):
+            raise ValueError("run.phase_timeouts: every bound must be > 0 seconds")
+        return self
+
+    def timeout(self, phase: str) -> float:
+        return self.phase_timeouts.get(phase, self.phase_timeout_s)
 
 
 class ModelConfig(Section):
@@ -45,6 +63,9 @@ class DataConfig(Section):
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
     path: str | None = None
     """GSM8K-format JSONL (source=gsm8k_jsonl) or a file/hub name for `datasets`."""
+    eval_path: str | None = None
+    """A separate held-out file in the same format (e.g. GSM8K test); None: the first
+    `eval_size` rows of `path`. Training never sees a question that is in the held-out set."""
     question_field: str = "question"
     answer_field: str = "answer"
     train_size: int = Field(2000, ge=1)
@@ -93,7 +114,11 @@ class GRPOConfig(Section):
     clip_eps: float = Field(0.2, gt=0.0)
     kl_beta: float = Field(0.1, ge=0.0)
     kl_estimator: Literal["k1", "k3"] = "k3"
+    kl_clamp: float = Field(10.0, gt=0.0, lt=1e12)
+    """Per-token KL estimates are clamped to [-kl_clamp, kl_clamp] (gradient 0 beyond)."""
     std_normalize: bool = True
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    """How per-token losses are averaged over a mini-batch (see rlsys.algorithms.losses)."""
 
 
 class RewardTerm(Section):
@@ -188,6 +213,12 @@ class SyncConfig(Section):
     """auto: NCCL when the learner and the engines hold whole GPUs each, else gloo."""
     bucket_mb: float = Field(64.0, gt=0.0)
     timeout_s: float = Field(120.0, gt=0.0)
+    """Bound of one collective (one bucket's broadcast), and the base of the whole sync's bound."""
+    per_bucket_timeout_s: float = Field(30.0, gt=0.0)
+    """The whole sync may take timeout_s + per_bucket_timeout_s x buckets."""
+    probes: int = Field(3, ge=0)
+    """Tensors whose engine copy is checksummed against the learner's after every sync
+    (rotating, so every tensor is checked over the iterations)."""
 
 
 class EvalConfig(Section):
@@ -260,9 +291,16 @@ class Config(Section):
         if self.teacher.temperature != 1.0 and self.teacher.backend != "hf":
             raise ValueError("teacher.temperature other than 1 needs teacher.backend=hf "
                              "(vLLM's prompt log-probs are the raw, untempered ones)")
+        if self.rollout.group_size == 1 and self.reward.combiner != "minillm":
+            raise ValueError(
+                "rollout.group_size=1: GRPO's advantage is a reward minus its group's mean, so with one "
+                "sample per prompt every advantage is 0 and nothing is learned; use group_size >= 2")
         uses_teacher = self.reward.combiner == "minillm" or any(t.name in TEACHER_REWARDS for t in self.reward.terms)
         if uses_teacher and not self.teacher.path:
             raise ValueError("reward.combiner=minillm and the teacher_loglik reward need teacher.path")
+        if self.rollout.max_new_tokens >= self.model.max_model_len:
+            raise ValueError(f"rollout.max_new_tokens ({self.rollout.max_new_tokens}) leaves no room for a prompt "
+                             f"in model.max_model_len ({self.model.max_model_len})")
         if self.data.source in ("gsm8k_jsonl", "datasets") and not self.data.path:
             raise ValueError(f"data.path is required when data.source is {self.data.source!r}")
         return self
@@ -323,12 +361,17 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
-        raw = loaded or {}
+        if loaded is None:
+            raise ConfigError(f"config file {p} is empty: write the settings to use (configs/smoke.yaml "
+                              "is a small example); an empty file is refused rather than run with defaults")
+        raw = loaded
     raw = apply_overrides(raw, overrides or [])
     try:
         return Config.model_validate(raw)

@@ -18,6 +18,7 @@ from rlsys.algorithms.distill import minillm_token_advantages, truncated_token_r
 from rlsys.config import Config, dump_config
 from rlsys.data.samplers import PromptSampler
 from rlsys.distributed.calls import RunError, wait_all
+from rlsys.distributed.weight_push import push_weights
 from rlsys.distributed.weight_sync import choose_backend
 from rlsys.eval.metrics import distill_metrics, task_metrics
 from rlsys.observability.progress import ProgressDisplay
@@ -31,7 +32,9 @@ from rlsys.observability.trackers import (
 )
 from rlsys.preparation import Prepared, check_same_vocabulary, prepare, prepare_run_dir
 from rlsys.types import PromptItem, Sample
-from rlsys.workers.learner import TrainItem
+from rlsys.observability.rank_stats import merge_rank_stats
+from rlsys.rewards.registry import template_format_style
+from rlsys.types import TrainItem
 from rlsys.workers.rollout import group_temperatures
 
 __all__ = ["Controller", "RunError", "check_same_vocabulary", "prepare", "train", "wait_all"]
@@ -59,13 +62,16 @@ class Controller:
         self.learner_names = [f"learner-{i}" for i in range(len(self.learners))]
         self.reward = start_reward_worker(cfg)
         self.teachers, self.teacher_names = [], []
+        bound = cfg.run.timeout("start")
         if prepared.teacher_path:
             from rlsys.distributed.actors import start_teachers, teacher_names
 
             self.teachers, self.teacher_names = start_teachers(cfg, prepared.teacher_path), teacher_names(cfg)
-            wait_all([t.ping.remote() for t in self.teachers], self.teacher_names, "starting the teacher")
-        wait_all([w.ping.remote() for w in self.rollout], self.rollout_names, "starting vLLM engines")
-        host, port = wait_all([self.learners[0].sync_endpoint.remote()], ["learner-0"], "sync endpoint")[0]
+            wait_all([t.ping.remote() for t in self.teachers], self.teacher_names, "starting the teacher", bound)
+        wait_all([w.ping.remote() for w in self.rollout], self.rollout_names, "starting vLLM engines", bound)
+        self.engine_keys = wait_all([self.rollout[0].weight_keys.remote()], self.rollout_names[:1],
+                                    "listing the engine's weights", bound)[0]
+        host, port = wait_all([self.learners[0].sync_endpoint.remote()], ["learner-0"], "sync endpoint", bound)[0]
         backend = choose_backend(cfg.sync.backend, cfg.rollout.num_gpus, cfg.learner.num_gpus)
         world = 1 + len(self.rollout)
         args = (backend, host, port)
@@ -75,14 +81,15 @@ class Controller:
         self.ray = ray
 
     # ----- phases ---------------------------------------------------------------------
-    def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int) -> list[Sample]:
+    def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int,
+                 phase: str = "generation") -> list[Sample]:
         n = len(self.rollout)
         chunks = [(i * len(items) // n, (i + 1) * len(items) // n) for i in range(n)]
         refs = [
             w.generate.remote([it.prompt_ids for it in items[a:b]], temperatures, max_tokens, self.cfg.rollout.top_p, a)
             for w, (a, b) in zip(self.rollout, chunks)
         ]
-        return [s for part in wait_all(refs, self.rollout_names, "generation") for s in part]
+        return [s for part in wait_all(refs, self.rollout_names, phase, self.cfg.run.timeout(phase)) for s in part]
 
     def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool) -> list[list[float]]:
         """Teacher log-probs of every sample, sent as many requests that the service batches."""
@@ -98,19 +105,19 @@ class Controller:
         k = len(self.teachers)
         refs = [self.teachers[i % k].score.remote(c) for i, c in enumerate(chunks)]
         names = [self.teacher_names[i % k] for i in range(len(chunks))]
-        return [lp for part in wait_all(refs, names, "teacher scoring") for lp in part]
+        return [lp for part in wait_all(refs, names, "teacher", self.cfg.run.timeout("teacher")) for lp in part]
 
     def evaluate(self) -> dict[str, float]:
         items = self.data.evaluation
         max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
-        samples = self.generate(items, [0.0], max_tokens)
+        samples = self.generate(items, [0.0], max_tokens, "eval")
         metrics = task_metrics(
             [s.text for s in samples], [items[s.prompt_index].answer for s in samples],
-            [len(s.completion_ids) for s in samples],
+            [len(s.completion_ids) for s in samples], template_format_style(self.cfg.data.template),
         )
         if self.teachers:
             # The reverse KL is an expectation under the student: sample at temperature 1.
-            sampled = self.generate(items, [1.0], max_tokens)
+            sampled = self.generate(items, [1.0], max_tokens, "eval")
             teacher = self.teacher_scores(items, sampled, by_token=self.data.teacher_same_vocab)
             metrics.update(distill_metrics(teacher, [s.sampling_logprobs for s in sampled]))
             for t in self.teachers:
@@ -119,16 +126,10 @@ class Controller:
 
     def sync(self) -> dict[str, float]:
         cfg = self.cfg
-        self.version += 1
-        plan = wait_all([self.learners[0].weight_plan.remote(cfg.sync.bucket_mb, cfg.model.dtype, self.version)],
-                        ["learner-0"], "planning the weight sync")[0]
-        started = time.perf_counter()
-        refs = [lr.broadcast_weights.remote(plan) for lr in self.learners]
-        refs += [w.receive_weights.remote(plan) for w in self.rollout]
-        results = wait_all(refs, self.learner_names + self.rollout_names, "weight sync", cfg.sync.timeout_s)
-        seconds = time.perf_counter() - started
-        stats = results[0]
-        return {**stats, "time/sync": seconds, "sync/version": float(self.version)}
+        stats = push_weights(self.learners, self.learner_names, self.rollout, self.rollout_names, cfg.sync,
+                             cfg.model.dtype, self.version + 1, self.engine_keys)
+        self.version += 1  # only once every engine has confirmed the new weights
+        return stats
 
     def iteration(self, sampler: PromptSampler) -> tuple[dict[str, float], list[dict]]:
         cfg, t = self.cfg, {}
@@ -137,9 +138,7 @@ class Controller:
         started = time.perf_counter()
         samples = self.generate(items, temps, cfg.rollout.max_new_tokens)
         t["time/generation"] = time.perf_counter() - started
-        stale = {s.weight_version for s in samples} - {self.version}
-        if stale:
-            raise RunError(f"off-policy samples: weight versions {sorted(stale)} while the learner is at {self.version}")
+        check_on_policy(samples, self.version)
 
         fields, distill = {}, {}
         if self.teachers:
@@ -153,8 +152,10 @@ class Controller:
         started = time.perf_counter()
         rewards, parts = wait_all([self.reward.score.remote(
             [items[s.prompt_index].prompt for s in samples], [s.text for s in samples],
-            [items[s.prompt_index].answer for s in samples], **fields)], ["reward"], "scoring rewards")[0]
-        advantages = grpo_advantages(torch.tensor(rewards), cfg.rollout.group_size, cfg.grpo.std_normalize).tolist()
+            [items[s.prompt_index].answer for s in samples], **fields)], ["reward"], "reward",
+            cfg.run.timeout("reward"))[0]
+        rewards_t = torch.tensor(rewards, dtype=torch.float64)
+        advantages = grpo_advantages(rewards_t, cfg.rollout.group_size, cfg.grpo.std_normalize).tolist()
         token_advantages: list[list[float] | None] = [None] * len(samples)
         if cfg.reward.combiner == "minillm":
             token_rewards = [truncated_token_rewards(tl, s.sampling_logprobs) for tl, s in zip(teacher, samples)]
@@ -162,15 +163,16 @@ class Controller:
             token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
         t["time/reward"] = time.perf_counter() - started
 
-        train_items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta)
+        train_items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs)
                        for s, a, ta in zip(samples, advantages, token_advantages)]
         k = len(self.learners)
         shards = [train_items[r::k] for r in range(k)]
-        stats = wait_all([lr.train_on_batch.remote(sh) for lr, sh in zip(self.learners, shards)],
-                         self.learner_names, "training")[0]
+        per_rank = wait_all([lr.train_on_batch.remote(sh) for lr, sh in zip(self.learners, shards)],
+                            self.learner_names, "train", cfg.run.timeout("train"))
+        stats = merge_rank_stats(per_rank, cfg.lpt.coef)
         sync = self.sync()
 
-        grouped = torch.tensor(rewards).view(-1, cfg.rollout.group_size)
+        grouped = rewards_t.view(-1, cfg.rollout.group_size)
         lengths = [len(s.completion_ids) for s in samples]
         metrics = {
             "reward/mean": float(grouped.mean()),
@@ -191,7 +193,8 @@ class Controller:
         return metrics, shown
 
     def teacher_stats(self, seconds: float) -> dict[str, float]:
-        per_teacher = wait_all([t.take_stats.remote() for t in self.teachers], self.teacher_names, "teacher stats")
+        per_teacher = wait_all([t.take_stats.remote() for t in self.teachers], self.teacher_names, "teacher",
+                               self.cfg.run.timeout("teacher"))
         total = {k: sum(s[k] for s in per_teacher) for k in per_teacher[0]}
         return {
             "teacher/sequences_per_s": total["teacher/sequences"] / max(seconds, 1e-9),
@@ -246,7 +249,7 @@ class Controller:
     def save_model(self, out: Path) -> None:
         tmp = out.with_name(out.name + ".partial")
         refs = [lr.save.remote(str(tmp), self.cfg.model.dtype) for lr in self.learners]
-        wait_all(refs, self.learner_names, "saving the model")
+        wait_all(refs, self.learner_names, "save", self.cfg.run.timeout("save"))
         tmp.rename(out)
 
     def shutdown(self) -> None:
@@ -257,6 +260,14 @@ class Controller:
         if not self.cfg.teacher.detached:
             for handle in getattr(self, "teachers", []):
                 ray.kill(handle)
+
+
+def check_on_policy(samples: list[Sample], version: int) -> None:
+    """Synchronous RL trains only on samples of the current weights: refuse any other."""
+    stale = sorted({s.weight_version for s in samples} - {version})
+    if stale:
+        raise RunError(f"off-policy samples: weight versions {stale} while the learner is at {version}; "
+                       "an engine did not take the last weight sync")
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlsys.config import Config
-from rlsys.data.sources import load_train_eval
+from rlsys.data.sources import DataError, load_train_eval
 from rlsys.data.templates import render_prompt
 from rlsys.distributed.calls import RunError
 from rlsys.models.catalog import resolve_model
@@ -65,7 +65,24 @@ def prepare(cfg: Config) -> Prepared:
             out.append(PromptItem(text, ids, t.question, t.answer, t.metadata))
         return out
 
-    return Prepared(model_path, items(train_tasks), items(eval_tasks), teacher_path, same_vocab)
+    train, evaluation = items(train_tasks), items(eval_tasks)
+    check_prompt_lengths(cfg, train, "training")
+    check_prompt_lengths(cfg, evaluation, "held-out")
+    return Prepared(model_path, train, evaluation, teacher_path, same_vocab)
+
+
+def check_prompt_lengths(cfg: Config, items: list[PromptItem], which: str) -> None:
+    """Every prompt must leave room for the completion in the engine's context."""
+    new_tokens = max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens or 0)
+    room = cfg.model.max_model_len - new_tokens
+    long = [it for it in items if len(it.prompt_ids) > room]
+    if long:
+        shown = "; ".join(f"{it.metadata.get('where', '?')} ({len(it.prompt_ids)} tokens)" for it in long[:5])
+        more = f" and {len(long) - 5} more" if len(long) > 5 else ""
+        raise DataError(
+            f"{len(long)} {which} prompt(s) are longer than model.max_model_len - max new tokens = "
+            f"{cfg.model.max_model_len} - {new_tokens} = {room} tokens: {shown}{more}. Raise model.max_model_len, "
+            f"lower rollout.max_new_tokens, or drop these rows.")
 
 
 def check_same_vocabulary(student_tok, teacher_tok, student_path: str, teacher_path: str) -> None:

@@ -29,3 +29,18 @@ class Sample:
     finish_reason: str
     weight_version: int
     temperature: float
+
+
+@dataclass
+class TrainItem:
+    """One completion as the learner trains on it."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    advantage: float
+    token_advantages: list[float] | None = None
+    """Per-token advantages (MiniLLM); when given they replace `advantage`."""
+    temperature: float = 1.0
+    """The temperature the completion was sampled at: the learner's log-probs use it too."""
+    sampling_logprobs: list[float] | None = None
+    """vLLM's log-probs of the completion (at `temperature`), to measure the learner's mismatch."""

@@ -20,6 +20,8 @@ from typing import Literal
 
 import torch
 
+from rlsys.algorithms.advantages import standardize
+
 
 def teacher_loglik(token_logprobs: Sequence[float], normalize: Literal["sum", "mean"] = "mean") -> float:
     """Teacher log-likelihood of one completion; an empty completion scores 0 by either rule."""
@@ -81,20 +83,20 @@ def squash(parts: dict[str, Sequence[float]], weights: dict[str, float], tempera
     Rewards on different scales (a teacher log-likelihood of -40 next to a 0/1 correctness)
     then weigh as configured, and the tanh bounds how much one outlier counts.
     """
-    normalised = {}
-    for name, values in parts.items():
-        x = torch.tensor([float(v) for v in values], dtype=torch.float64)
-        std = float(x.std(unbiased=False)) if x.numel() > 1 else 0.0
-        normalised[name] = ((x - x.mean()) / std if std > 0 else torch.zeros_like(x)).tolist()
+    normalised = {
+        name: standardize(_f64(values), unbiased=False, eps=0.0).tolist()
+        for name, values in parts.items()
+    }
     return [math.tanh(v / temperature) for v in linear(normalised, weights)]
 
 
+def _f64(values: Sequence[float]) -> torch.Tensor:
+    return torch.tensor([float(v) for v in values], dtype=torch.float64)
+
+
 def whiten(values: Sequence[float]) -> list[float]:
-    x = torch.tensor([float(v) for v in values], dtype=torch.float64)
-    if x.numel() < 2:
-        return [0.0] * x.numel()
-    std = float(x.std(unbiased=False))
-    return ((x - x.mean()) / std).tolist() if std > 0 else [0.0] * x.numel()
+    """Standardised over all values (population std); exactly 0 when they are all equal."""
+    return standardize(_f64(values), unbiased=False, eps=0.0).tolist()
 
 
 def minillm_token_advantages(

@@ -1,4 +1,16 @@
-"""Policy losses on per-token log-probs of completion tokens (flat or [B, T] with a mask)."""
+"""Policy losses on per-token log-probs of completion tokens ([B, T] with a mask), and how
+per-token losses are averaged into one number.
+
+Loss aggregation (`loss_agg`), over a whole optimiser mini-batch on every learner rank:
+- `token_mean`: sum_i sum_t l_it / sum_i |y_i|. Every token weighs the same, so long
+  completions are not down-weighted (DAPO; TRL's "dapo" loss). The default.
+- `seq_mean_token_mean`: (1/N) sum_i (1/|y_i|) sum_t l_it, the GRPO paper's form: every
+  sequence weighs the same, tokens of long ones less.
+- `seq_mean_token_sum_norm`: sum_i sum_t l_it / (N * L_max), Dr. GRPO: a constant
+  denominator (L_max = rollout.max_new_tokens), no length bias from the normaliser.
+The totals (tokens, sequences) are of the global mini-batch, so K ranks compute exactly
+the loss one rank would on the same batch; `aggregate` returns one micro-batch's share.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +19,49 @@ from typing import Literal
 
 import torch
 
-from rlsys.algorithms.kl import kl_estimate
+from rlsys.algorithms.kl import KL_CLAMP, kl_estimate
+
+LossAgg = Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"]
 
 
 @dataclass
 class PolicyLossOutput:
     loss: torch.Tensor
-    """Sum of per-token losses divided by `normalizer` (a token-mean when it is the token count)."""
+    """This micro-batch's share of the aggregated mini-batch loss (see `aggregate`)."""
     clip_fraction: torch.Tensor
     kl: torch.Tensor
     """Mean per-token KL estimate to the reference (0 when no reference is given)."""
     ratio_mean: torch.Tensor
+    n_tokens: int
 
 
 def masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum()
+
+
+def aggregate(
+    per_token: torch.Tensor,
+    mask: torch.Tensor,
+    mode: LossAgg = "token_mean",
+    total_tokens: float | None = None,
+    total_sequences: float | None = None,
+    max_tokens: int | None = None,
+) -> torch.Tensor:
+    """This micro-batch's share of the mini-batch loss; the totals default to this batch's own
+    (a micro-batch that is the whole mini-batch)."""
+    mask = mask.to(per_token.dtype)
+    tokens = total_tokens if total_tokens is not None else float(mask.sum().clamp(min=1.0))
+    sequences = total_sequences if total_sequences is not None else float(per_token.shape[0])
+    if mode == "token_mean":
+        return masked_sum(per_token, mask) / tokens
+    if mode == "seq_mean_token_mean":
+        per_seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+        return per_seq.sum() / sequences
+    if mode == "seq_mean_token_sum_norm":
+        if not max_tokens:
+            raise ValueError("loss_agg=seq_mean_token_sum_norm needs max_tokens (rollout.max_new_tokens)")
+        return masked_sum(per_token, mask) / (sequences * max_tokens)
+    raise ValueError(f"unknown loss_agg {mode!r}; use token_mean, seq_mean_token_mean or seq_mean_token_sum_norm")
 
 
 def grpo_loss(
@@ -33,15 +73,18 @@ def grpo_loss(
     clip_eps: float = 0.2,
     kl_beta: float = 0.0,
     kl_estimator: Literal["k1", "k3"] = "k3",
-    normalizer: float | torch.Tensor | None = None,
+    kl_clamp: float | None = KL_CLAMP,
+    loss_agg: LossAgg = "token_mean",
+    total_tokens: float | None = None,
+    total_sequences: float | None = None,
+    max_tokens: int | None = None,
 ) -> PolicyLossOutput:
-    """PPO-clip surrogate with an optional KL penalty to a reference, token-mean.
+    """PPO-clip surrogate with an optional KL penalty to a reference.
 
     per token: -min(r * A, clip(r, 1 - eps, 1 + eps) * A) + beta * KL(pi || ref),
     r = exp(logp - old_logp). `advantages` broadcasts against `logp` (one value per
-    sequence as [B, 1], or per token as [B, T]). The loss is the masked sum divided by
-    `normalizer` (default: the number of masked tokens), which lets data-parallel
-    callers normalise by a token count larger than this micro-batch.
+    sequence as [B, 1], or per token as [B, T]). The per-token losses are averaged by
+    `aggregate` with `loss_agg` over the global totals given.
     """
     mask = mask.to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
@@ -52,17 +95,17 @@ def grpo_loss(
     n_tokens = mask.sum().clamp(min=1.0)
     kl_mean = torch.zeros((), dtype=logp.dtype, device=logp.device)
     if ref_logp is not None:
-        kl = kl_estimate(logp, ref_logp, kl_estimator)
+        kl = kl_estimate(logp, ref_logp, kl_estimator, kl_clamp)
         kl_mean = masked_sum(kl, mask).detach() / n_tokens
         if kl_beta:
             per_token = per_token + kl_beta * kl
-    denom = n_tokens if normalizer is None else normalizer
-    loss = masked_sum(per_token, mask) / denom
+    loss = aggregate(per_token, mask, loss_agg, total_tokens, total_sequences, max_tokens)
     with torch.no_grad():
         was_clipped = (unclipped > clipped).to(logp.dtype)
         clip_fraction = masked_sum(was_clipped, mask) / n_tokens
         ratio_mean = masked_sum(ratio, mask) / n_tokens
-    return PolicyLossOutput(loss=loss, clip_fraction=clip_fraction, kl=kl_mean, ratio_mean=ratio_mean)
+    return PolicyLossOutput(loss=loss, clip_fraction=clip_fraction, kl=kl_mean, ratio_mean=ratio_mean,
+                            n_tokens=int(mask.sum()))
 
 
 def lm_loss(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

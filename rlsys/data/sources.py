@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +32,48 @@ def gsm8k_final_answer(solution: str) -> str | None:
     return solution.rsplit("####", 1)[1].strip().replace(",", "")
 
 
-def load_gsm8k_jsonl(path: str | Path, question_field: str = "question", answer_field: str = "answer") -> list[Task]:
+def read_text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file; a leading byte-order mark is dropped and a line
+    that is not UTF-8 is a `file:line` error, not a traceback."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"data file {p} does not exist")
-    tasks = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            for key in (question_field, answer_field):
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise DataError(f"{p}:{lineno}: field {key!r} is missing or not a non-empty string")
-            final = gsm8k_final_answer(row[answer_field])
-            if final is None:
-                raise DataError(f"{p}:{lineno}: field {answer_field!r} does not end in '#### <answer>'")
-            tasks.append(Task(row[question_field], final, {"solution": row[answer_field], "line": lineno}))
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{p}:{lineno}: not valid UTF-8 (byte {exc.start + 1} of the line: {exc.reason}); "
+                                "re-save the file as UTF-8") from None
+            yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL file."""
+    for lineno, line in read_text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        yield lineno, row
+
+
+def load_gsm8k_jsonl(path: str | Path, question_field: str = "question", answer_field: str = "answer") -> list[Task]:
+    tasks = []
+    for lineno, row in read_jsonl(path):
+        for key in (question_field, answer_field):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise DataError(f"{path}:{lineno}: field {key!r} is missing or not a non-empty string")
+        final = gsm8k_final_answer(row[answer_field])
+        if final is None:
+            raise DataError(f"{path}:{lineno}: field {answer_field!r} does not end in '#### <answer>'")
+        tasks.append(Task(row[question_field], final, {"solution": row[answer_field], "where": f"{path}:{lineno}"}))
     if not tasks:
-        raise DataError(f"data file {p} holds no rows")
+        raise DataError(f"data file {path} holds no rows")
     return tasks
 
 
@@ -65,27 +84,46 @@ def load_reasoning_gym(name: str, size: int, seed: int, **kwargs: Any) -> list[T
         dataset = reasoning_gym.create_dataset(name, size=size, seed=seed, **kwargs)
     except Exception as exc:  # reasoning-gym raises several types for unknown names and bad kwargs
         raise DataError(f"reasoning-gym task {name!r} with {kwargs}: {exc}") from exc
-    return [Task(str(e["question"]), str(e["answer"]), {"source": name}) for e in dataset]
+    return [Task(str(e["question"]), str(e["answer"]), {"source": name, "where": f"{name} task {i}"})
+            for i, e in enumerate(dataset)]
 
 
 def load_datasets(path: str, question_field: str, answer_field: str) -> list[Task]:
-    import datasets
-
+    """Rows of a local JSONL/JSON/Parquet file or a `datasets` name; an answer ending in
+    '#### N' (GSM8K style) is reduced to N."""
     suffix = Path(path).suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        ds = datasets.load_dataset("json", data_files=path, split="train")
-    elif suffix == ".parquet":
-        ds = datasets.load_dataset("parquet", data_files=path, split="train")
+    if suffix == ".jsonl":  # read here, so bad bytes and rows are named by line
+        rows = [(f"{path}:{lineno}", row) for lineno, row in read_jsonl(path)]
     else:
-        ds = datasets.load_dataset(path, split="train")
+        import datasets
+
+        if suffix in (".json", ".parquet"):
+            ds = datasets.load_dataset(suffix[1:], data_files=path, split="train")
+        else:
+            ds = datasets.load_dataset(path, split="train")
+        rows = [(f"{path}: row {i + 1}", row) for i, row in enumerate(ds)]
     tasks = []
-    for i, row in enumerate(ds):
+    for where, row in rows:
         for key in (question_field, answer_field):
             if row.get(key) in (None, ""):
-                raise DataError(f"{path}: row {i + 1}: field {key!r} is missing or empty")
+                raise DataError(f"{where}: field {key!r} is missing or empty")
         answer = str(row[answer_field])
-        tasks.append(Task(str(row[question_field]), gsm8k_final_answer(answer) or answer.strip(), {}))
+        tasks.append(Task(str(row[question_field]), gsm8k_final_answer(answer) or answer.strip(), {"where": where}))
+    if not tasks:
+        raise DataError(f"data file {path} holds no rows")
     return tasks
+
+
+def _load_file(cfg: DataConfig, path: str) -> list[Task]:
+    if cfg.source == "gsm8k_jsonl":
+        return load_gsm8k_jsonl(path, cfg.question_field, cfg.answer_field)
+    return load_datasets(path, cfg.question_field, cfg.answer_field)
+
+
+def without_held_out(train: list[Task], evaluation: list[Task]) -> list[Task]:
+    """Training tasks whose question is not in the held-out set (compared after trimming)."""
+    held = {t.question.strip() for t in evaluation}
+    return [t for t in train if t.question.strip() not in held]
 
 
 def load_train_eval(cfg: DataConfig, seed: int) -> tuple[list[Task], list[Task]]:
@@ -95,18 +133,20 @@ def load_train_eval(cfg: DataConfig, seed: int) -> tuple[list[Task], list[Task]]
         # problem spaces (one-digit sums) repeat questions across seeds.
         held = load_reasoning_gym(cfg.task, cfg.eval_size * 4, seed + 7919, **cfg.task_kwargs)
         evaluation = list({t.question: t for t in held}.values())[: cfg.eval_size]
-        held_out = {t.question for t in evaluation}
-        train = [t for t in load_reasoning_gym(cfg.task, cfg.train_size, seed, **cfg.task_kwargs)
-                 if t.question not in held_out]
+        train = without_held_out(load_reasoning_gym(cfg.task, cfg.train_size, seed, **cfg.task_kwargs), evaluation)
         if not train:
             raise DataError(f"reasoning-gym task {cfg.task!r}: every training problem is in the held-out set; "
                             "lower data.eval_size or widen data.task_kwargs")
         return train, evaluation
-    if cfg.source == "gsm8k_jsonl":
-        tasks = load_gsm8k_jsonl(cfg.path, cfg.question_field, cfg.answer_field)
+    tasks = _load_file(cfg, cfg.path)
+    if cfg.eval_path:
+        evaluation = _load_file(cfg, cfg.eval_path)[: cfg.eval_size]
+        train = tasks
     else:
-        tasks = load_datasets(cfg.path, cfg.question_field, cfg.answer_field)
-    if len(tasks) < cfg.eval_size + 1:
-        raise DataError(f"{cfg.path}: {len(tasks)} rows, need more than data.eval_size={cfg.eval_size}")
-    evaluation, train = tasks[: cfg.eval_size], tasks[cfg.eval_size :]
+        if len(tasks) < cfg.eval_size + 1:
+            raise DataError(f"{cfg.path}: {len(tasks)} rows, need more than data.eval_size={cfg.eval_size}")
+        evaluation, train = tasks[: cfg.eval_size], tasks[cfg.eval_size :]
+    train = without_held_out(train, evaluation)
+    if not train:
+        raise DataError(f"{cfg.path}: every training question is also in the held-out set")
     return train[: cfg.train_size], evaluation

@@ -7,10 +7,9 @@ or `reasoning_gym:FILE` for the public-domain text reasoning-gym ships (the defa
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
-from rlsys.data.sources import DataError
+from rlsys.data.sources import DataError, read_jsonl, read_text_lines
 
 
 def resolve_text_path(source: str) -> Path:
@@ -27,23 +26,16 @@ def load_texts(source: str, text_field: str = "text") -> list[str]:
     if not path.is_file():
         raise DataError(f"lpt.source: text file {path} does not exist")
     if path.suffix != ".jsonl":
-        text = path.read_text(encoding="utf-8")
+        text = "".join(line for _, line in read_text_lines(path))
         if not text.strip():
             raise DataError(f"lpt.source: {path} is empty")
         return [text]
     texts = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            value = row.get(text_field) if isinstance(row, dict) else None
-            if not isinstance(value, str) or not value.strip():
-                raise DataError(f"{path}:{lineno}: field {text_field!r} is missing or not a non-empty string")
-            texts.append(value)
+    for lineno, row in read_jsonl(path):
+        value = row.get(text_field)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{path}:{lineno}: field {text_field!r} is missing or not a non-empty string")
+        texts.append(value)
     if not texts:
         raise DataError(f"lpt.source: {path} has no rows")
     return texts

@@ -57,14 +57,14 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> 
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
         ).remote(
             model_path, lc, cfg.grpo, cfg.model.dtype, rank, lc.num_ranks, host, port,
-            total_optimizer_steps, cfg.run.seed, cfg.lpt,
+            total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens,
         )
         for rank in range(lc.num_ranks)
     ]
 
 
 def start_reward_worker(cfg: Config):
-    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(cfg.reward)
+    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(cfg.reward, cfg.data.template)
 
 
 def teacher_names(cfg: Config) -> list[str]:

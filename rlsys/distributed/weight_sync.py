@@ -150,3 +150,19 @@ def tensor_checksum(t: torch.Tensor) -> tuple[float, float]:
     """(sum, sum of squares) in float64: equal weights give equal checksums."""
     x = t.detach().to(torch.float64)
     return float(x.sum()), float((x * x).sum())
+
+
+def checksums_match(got: tuple[float, float], want: tuple[float, float], rel: float = 1e-6) -> bool:
+    """Checksums of the same values summed in another order: equal up to float64 rounding.
+    The sum is compared on the scale of the tensor's norm (it can be near 0)."""
+    scale = max(want[1], got[1], 1e-300) ** 0.5
+    return abs(got[0] - want[0]) <= rel * scale and abs(got[1] - want[1]) <= rel * max(abs(want[1]), 1e-300)
+
+
+def pick_probes(keys: list[str], version: int, count: int) -> list[str]:
+    """`count` engine keys to checksum after sync `version`, rotating so that every key is
+    checked once every len(keys) / count syncs."""
+    if not keys or count <= 0:
+        return []
+    ordered = sorted(keys)
+    return sorted({ordered[(version * count + j) % len(ordered)] for j in range(min(count, len(ordered)))})

@@ -6,11 +6,13 @@ from rlsys.rewards.answers import answers_match, extract_answer
 from rlsys.rewards.format import format_reward
 
 
-def task_metrics(completions: list[str], answers: list[str], completion_tokens: list[int]) -> dict[str, float]:
+def task_metrics(completions: list[str], answers: list[str], completion_tokens: list[int],
+                 format_style: str = "any") -> dict[str, float]:
+    """`format_rate` counts completions in the layout `format_style` (xml, hash or any)."""
     n = max(1, len(completions))
     flexible = sum(answers_match(extract_answer(c), a) for c, a in zip(completions, answers))
     strict = sum(answers_match(extract_answer(c, strict=True), a) for c, a in zip(completions, answers))
-    formatted = sum(format_reward([], completions, answers))
+    formatted = sum(format_reward([], completions, answers, style=format_style))
     return {
         "accuracy": flexible / n,
         "strict_accuracy": strict / n,

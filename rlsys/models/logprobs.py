@@ -51,15 +51,45 @@ class TokenLogprobs:
     entropy: torch.Tensor | None  # [B, Tc] or None
 
 
+# Config fields by which a causal LM post-processes its logits after the output projection.
+# `output_logits` applies each; `check_logit_path` refuses a model whose forward does more.
+LOGIT_POSTPROCESSING = ("logits_scaling", "logit_scale", "final_logit_softcapping")
+
+
+def _text_config(model: torch.nn.Module):
+    config = model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def output_logits(model: torch.nn.Module, states: torch.Tensor) -> torch.Tensor:
+    """The model's logits for hidden states, in float32, with the post-processing its own
+    forward applies: Granite's `logits / logits_scaling`, Cohere's `logits * logit_scale`,
+    Gemma-2/3's `tanh(logits / cap) * cap` (`final_logit_softcapping`)."""
+    logits = model.get_output_embeddings()(states).float()
+    cfg = _text_config(model)
+    if getattr(cfg, "logits_scaling", None):
+        logits = logits / cfg.logits_scaling
+    if getattr(cfg, "logit_scale", None) is not None:
+        logits = logits * cfg.logit_scale
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
 def completion_logprobs(
     model: torch.nn.Module,
     batch: PackedBatch,
     chunk_tokens: int = 1024,
     with_entropy: bool = False,
-    temperature: float = 1.0,
+    temperature: float | torch.Tensor = 1.0,
 ) -> TokenLogprobs:
-    """Log-probs of the completion tokens of `batch`; `temperature` rescales the logits (a
-    sharper or flatter distribution, e.g. for a tempered teacher)."""
+    """Log-probs of the completion tokens of `batch` under softmax(logits / temperature).
+
+    `temperature` is one value or one per row ([B]): the temperature each completion was
+    sampled at, so the learner measures the distribution vLLM sampled from (as TRL, veRL
+    and OpenRLHF do); below 1 for a sharper, e.g. tempered, teacher.
+    """
     device = next(model.parameters()).device
     input_ids = batch.input_ids.to(device)
     hidden = model.get_decoder()(
@@ -73,12 +103,16 @@ def completion_logprobs(
     rows = torch.arange(input_ids.shape[0], device=device)[:, None].expand_as(target_pos)
     states = hidden[rows[mask], target_pos[mask] - 1]  # [N, H]
     targets = input_ids[rows[mask], target_pos[mask]]  # [N]
-    head = model.get_output_embeddings()
+    temps = torch.as_tensor(temperature, dtype=torch.float32, device=device)
+    scaled = bool((temps != 1.0).any())
+    if temps.ndim == 1:
+        temps = temps[rows[mask]]  # one per selected token
     flat_lp, flat_ent = [], []
     for start in range(0, states.shape[0], chunk_tokens):
-        logits = head(states[start : start + chunk_tokens]).float()
-        if temperature != 1.0:
-            logits = logits / temperature
+        logits = output_logits(model, states[start : start + chunk_tokens])
+        if scaled:
+            t = temps if temps.ndim == 0 else temps[start : start + chunk_tokens, None]
+            logits = logits / t
         lse = torch.logsumexp(logits, dim=-1)
         tgt = targets[start : start + chunk_tokens]
         flat_lp.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - lse)
@@ -95,3 +129,27 @@ def completion_logprobs(
         if flat_ent:
             entropy = entropy.masked_scatter(mask, torch.cat(flat_ent))
     return TokenLogprobs(logprobs=logprobs, mask=mask, entropy=entropy)
+
+
+@torch.no_grad()
+def check_logit_path(model: torch.nn.Module, name: str, tolerance: float | None = None) -> float:
+    """Refuse a model whose own forward computes logits differently from `output_logits`
+    (a post-processing rlsys does not know): completion log-probs of a short sequence must
+    equal a log-softmax of `model(...).logits`. Returns the largest difference (nats)."""
+    device = next(model.parameters()).device
+    vocab = model.get_output_embeddings().weight.shape[0]
+    ids = torch.arange(3, 11, device=device) * 7919 % max(1, vocab - 1)
+    batch = pack_sequences([ids[:3].tolist()], [ids[3:].tolist()], pad_id=0)
+    got = completion_logprobs(model, batch).logprobs[0]
+    full = torch.log_softmax(model(input_ids=ids[None]).logits[0].float(), dim=-1)
+    want = full[2:-1].gather(-1, ids[3:, None]).squeeze(-1)
+    diff = float((got - want).abs().max())
+    dtype = next(model.parameters()).dtype
+    limit = tolerance if tolerance is not None else (1e-3 if dtype == torch.float32 else 5e-2)
+    if not diff <= limit:
+        raise ValueError(
+            f"{name}: rlsys's log-probs differ from the model's own forward by {diff:.3g} nats "
+            f"(> {limit:g}): its architecture ({type(model).__name__}) post-processes logits in a way "
+            f"rlsys does not apply (known: {', '.join(LOGIT_POSTPROCESSING)}). Please report the model type."
+        )
+    return diff

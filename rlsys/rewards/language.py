@@ -30,10 +30,8 @@ def load_lexicon(path: str = FAROESE_WORDLIST) -> tuple[frozenset[str], frozense
     """(words, flattened forms that differ from their word), lower-cased."""
     p = Path(path)
     if not p.is_file():
-        hint = " Install it with `apt-get install wfaroese`," if path == FAROESE_WORDLIST else ""
-        raise WordListError(
-            f"word list {p} not found.{hint} or pass kwargs.wordlist: a file with one word per line."
-        )
+        hint = "Install it with `apt-get install wfaroese`, or pass" if path == FAROESE_WORDLIST else "Pass"
+        raise WordListError(f"word list {p} not found. {hint} kwargs.wordlist: a file with one word per line.")
     words = frozenset(w.strip().lower() for w in p.read_text(encoding="utf-8").splitlines() if w.strip())
     flattened = frozenset(f for f in (flatten(w) for w in words) if f not in words)
     return words, flattened

@@ -57,13 +57,15 @@ def load_reward(name: str) -> RewardFn:
 class RewardSet:
     """The configured terms; `score` returns the weighted total and each term's values."""
 
-    def __init__(self, terms: list[RewardTerm], combiner: str = "linear", squash_temperature: float = 1.0) -> None:
+    def __init__(self, terms: list[RewardTerm], combiner: str = "linear", squash_temperature: float = 1.0,
+                 template: str | None = None) -> None:
+        """`template` (data.template) sets the `format` reward's style unless its kwargs do."""
         if not terms:
             raise RewardError("reward.terms is empty: configure at least one reward")
         names = [t.name for t in terms]
         if len(set(names)) != len(names):
             raise RewardError(f"reward.terms names a reward twice: {names}")
-        self.terms = [(t.name, t.weight, t.kwargs, load_reward(t.name)) for t in terms]
+        self.terms = [(t.name, t.weight, _with_style(t, template), load_reward(t.name)) for t in terms]
         self.combiner, self.squash_temperature = combiner, squash_temperature
 
     def score(self, prompts: list[str], completions: list[str], answers: list[str], **fields) -> tuple[list[float], dict[str, list[float]]]:
@@ -78,3 +80,14 @@ class RewardSet:
             return squash(parts, weights, self.squash_temperature), parts
         # "minillm" adds its per-token part to the advantages; its sequence part is linear.
         return linear(parts, weights), parts
+
+
+def _with_style(term: RewardTerm, template: str | None) -> dict:
+    if term.name != "format" or template is None or "style" in term.kwargs:
+        return dict(term.kwargs)
+    return {**term.kwargs, "style": template_format_style(template)}
+
+
+def template_format_style(template: str) -> str:
+    """The answer layout a prompt template asks for: XML tags, or a final '#### N' line."""
+    return "xml" if template == "xml" else "hash"

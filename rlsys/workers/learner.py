@@ -13,25 +13,20 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 
 from rlsys.algorithms.losses import grpo_loss, lm_loss, mix_lm_loss
 from rlsys.config import GRPOConfig, LearnerConfig, LPTConfig
-from rlsys.distributed.weight_sync import SyncPlan, broadcast, create_group, pack_bucket, plan_buckets, tensor_checksum
-from rlsys.models.logprobs import PackedBatch, completion_logprobs, pack_sequences
+from rlsys.distributed.weight_sync import (
+    SyncPlan, broadcast, create_group, pack_bucket, plan_buckets, tensor_checksum, unpack_bucket,
+)
+from rlsys.models.logprobs import PackedBatch, check_logit_path, completion_logprobs, pack_sequences
+from rlsys.types import TrainItem
+
+__all__ = ["Learner", "TrainItem", "cosine_with_warmup", "micro_batches"]
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
-
-
-@dataclass
-class TrainItem:
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    advantage: float
-    token_advantages: list[float] | None = None
-    """Per-token advantages (MiniLLM); when given they replace `advantage`."""
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -62,9 +57,10 @@ class Learner:
         total_optimizer_steps: int,
         seed: int = 0,
         lpt: LPTConfig | None = None,
+        max_new_tokens: int | None = None,
     ) -> None:
         self.cfg, self.grpo, self.rank, self.world_size = learner, grpo, rank, world_size
-        self.seed = seed
+        self.seed, self.max_new_tokens = seed, max_new_tokens
         self.cuda = torch.cuda.is_available() and learner.num_gpus > 0
         if not self.cuda:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -86,6 +82,8 @@ class Learner:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        check_logit_path(model.eval(), model_path)
+        model.train()
         if learner.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
@@ -145,6 +143,9 @@ class Learner:
     def _pack(self, items: list[TrainItem], idx: list[int]) -> PackedBatch:
         return pack_sequences([items[i].prompt_ids for i in idx], [items[i].completion_ids for i in idx], self.pad_id)
 
+    def _temperatures(self, items: list[TrainItem], idx: list[int]) -> torch.Tensor:
+        return torch.tensor([items[i].temperature for i in idx], dtype=torch.float32)
+
     @torch.no_grad()
     def _score(self, model: torch.nn.Module, items: list[TrainItem]) -> list[torch.Tensor]:
         lengths = [len(it.prompt_ids) + len(it.completion_ids) for it in items]
@@ -152,12 +153,14 @@ class Learner:
         for idx in micro_batches(list(range(len(items))), lengths, self.cfg.micro_batch_size):
             batch = self._pack(items, idx)
             with self._autocast():
-                lp = completion_logprobs(model, batch, self.cfg.logprob_chunk_tokens)
+                lp = completion_logprobs(model, batch, self.cfg.logprob_chunk_tokens,
+                                         temperature=self._temperatures(items, idx))
             for row, i in enumerate(idx):
                 out[i] = lp.logprobs[row, : len(items[i].completion_ids)].float().cpu()
         return out  # type: ignore[return-value]
 
     def logprobs(self, items: list[TrainItem], reference: bool = False) -> list[torch.Tensor]:
+        """Per-token log-probs of each item's completion at its sampling temperature."""
         if reference and self.reference is None:
             raise ValueError("no reference model: grpo.kl_beta is 0")
         model = self.reference if reference else self.engine.module
@@ -169,7 +172,9 @@ class Learner:
             model.train(was_training)
 
     def train_on_batch(self, items: list[TrainItem]) -> dict[str, float]:
-        """Reference pass, old-policy pass, then `epochs` passes of mini-batch GRPO updates."""
+        """Reference pass, old-policy pass, then `epochs` passes of mini-batch GRPO updates.
+
+        Returns this rank's statistics; `merge_rank_stats` combines those of every rank."""
         timings = {}
         t0 = time.perf_counter()
         ref = self.logprobs(items, reference=True) if self.reference is not None else None
@@ -180,16 +185,26 @@ class Learner:
         t0 = time.perf_counter()
         stats = self._train(items, old, ref)
         timings["time/train"] = time.perf_counter() - t0
-        return {**stats, **timings}
+        return {**stats, **timings, **_mismatch(items, old)}
+
+    def _global_counts(self, items: list[TrainItem], mini: list[int]) -> tuple[float, float]:
+        """Completion tokens and sequences of this optimiser step's mini-batch on all ranks."""
+        counts = torch.tensor([float(sum(len(items[i].completion_ids) for i in mini)), float(len(mini))],
+                              dtype=torch.float64)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(counts)
+        return max(1.0, float(counts[0])), max(1.0, float(counts[1]))
 
     def _train(self, items: list[TrainItem], old: list[torch.Tensor], ref: list[torch.Tensor] | None) -> dict[str, float]:
-        cfg = self.cfg
+        cfg, grpo = self.cfg, self.grpo
         per_rank_mini = cfg.mini_batch_size // self.world_size
         if len(items) % per_rank_mini:
             raise ValueError(f"rank {self.rank} got {len(items)} items, not a multiple of {per_rank_mini}")
         lengths = [len(it.prompt_ids) + len(it.completion_ids) for it in items]
         rng = random.Random(self.seed * 1000003 + self.steps)
         self.engine.train()
+        weighted: dict[str, float] = {}  # token-weighted sums
+        tokens = 0.0
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
 
@@ -197,13 +212,17 @@ class Learner:
             sums[key] = sums.get(key, 0.0) + value
             counts[key] = counts.get(key, 0) + 1
 
+        coef = self.lpt.coef if self.lpt is not None else 0.0
         for _ in range(cfg.epochs):
             order = list(range(len(items)))
             rng.shuffle(order)
             for start in range(0, len(order), per_rank_mini):
                 mini = order[start : start + per_rank_mini]
-                n_tokens = float(sum(len(items[i].completion_ids) for i in mini)) or 1.0
+                total_tokens, total_seqs = self._global_counts(items, mini)
                 micros = micro_batches(mini, lengths, cfg.micro_batch_size)
+                # DeepSpeed divides each backward by the accumulation steps and averages
+                # gradients over ranks; the shares below are already of the global loss.
+                undo = float(len(micros) * self.world_size)
                 mini_loss = 0.0
                 for idx in micros:
                     batch = self._pack(items, idx)
@@ -212,34 +231,34 @@ class Learner:
                     ref_lp = _pad([ref[i] for i in idx], width).to(self.device) if ref is not None else None
                     adv = self._advantages(items, idx, width)
                     with self._autocast():
-                        lp = completion_logprobs(self.engine.module, batch, cfg.logprob_chunk_tokens, with_entropy=True)
+                        lp = completion_logprobs(self.engine.module, batch, cfg.logprob_chunk_tokens, with_entropy=True,
+                                                 temperature=self._temperatures(items, idx))
                         lm = self._lm_loss() if self.lm_stream is not None else None
-                    # Normalise by the tokens of this rank's whole mini-batch (a token-mean over
-                    # it); DeepSpeed divides by the accumulation steps, so undo that here.
                     out = grpo_loss(
                         lp.logprobs, old_lp, adv, lp.mask, ref_lp,
-                        clip_eps=self.grpo.clip_eps, kl_beta=self.grpo.kl_beta,
-                        kl_estimator=self.grpo.kl_estimator, normalizer=n_tokens / len(micros),
+                        clip_eps=grpo.clip_eps, kl_beta=grpo.kl_beta, kl_estimator=grpo.kl_estimator,
+                        kl_clamp=grpo.kl_clamp, loss_agg=grpo.loss_agg, total_tokens=total_tokens,
+                        total_sequences=total_seqs, max_tokens=self.max_new_tokens,
                     )
-                    coef = self.lpt.coef if self.lpt is not None else 0.0
-                    self.engine.backward(mix_lm_loss(out.loss, lm, coef))
+                    self.engine.backward(mix_lm_loss(out.loss * undo, lm, coef))
                     self.engine.step()
                     mask = lp.mask.float()
-                    mini_loss += float(out.loss.detach()) / len(micros)
+                    mini_loss += float(out.loss.detach())
                     if lm is not None:
                         add("lpt_loss", float(lm.detach()))
-                    add("clip_fraction", float(out.clip_fraction))
-                    add("kl", float(out.kl))
-                    add("ratio", float(out.ratio_mean))
-                    add("entropy", float((lp.entropy * mask).sum() / mask.sum().clamp(min=1)))
+                    n = float(out.n_tokens)
+                    tokens += n
+                    for key, value in (("clip_fraction", out.clip_fraction), ("kl", out.kl), ("ratio", out.ratio_mean),
+                                       ("entropy", (lp.entropy * mask).sum() / mask.sum().clamp(min=1))):
+                        weighted[key] = weighted.get(key, 0.0) + float(value) * n
                 add("policy_loss", mini_loss)
                 grad_norm = self.engine.get_global_grad_norm()
                 if grad_norm is not None:
                     add("grad_norm", float(grad_norm))
                 self.steps += 1
         stats = {f"train/{k}": v / counts[k] for k, v in sums.items()}
-        stats["train/loss"] = stats["train/policy_loss"] + (
-            self.lpt.coef * stats["train/lpt_loss"] if self.lpt is not None else 0.0)
+        stats.update({f"train/{k}": v / max(tokens, 1.0) for k, v in weighted.items()})
+        stats["train/tokens"] = tokens
         stats["train/lr"] = float(self.engine.get_lr()[0])
         stats["train/optimizer_steps"] = float(self.steps)
         return stats
@@ -285,27 +304,33 @@ class Learner:
         if self.rank == 0:
             self.sync_group = create_group(backend, host, port, 0, world_size, timeout_s)
 
-    def broadcast_weights(self, wire_plan: dict) -> dict[str, float]:
-        """Send every bucket of `wire_plan` to the engines. Every rank must call this
-        (under ZeRO-3 the parameters are gathered collectively); rank 0 sends."""
+    def _gathered(self, params: list[torch.nn.Parameter]):
+        """Full parameters under ZeRO-3 (a collective: every rank must enter), else as they are."""
         import deepspeed
 
+        if self.cfg.zero_stage == 3:
+            return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+        return nullcontext()
+
+    def broadcast_weights(self, wire_plan: dict) -> dict[str, float]:
+        """Send every bucket of `wire_plan` to the engines. Every rank must call this
+        (under ZeRO-3 the parameters are gathered collectively); rank 0 sends. Rank 0 also
+        returns checksums of the plan's `probes` as sent, for the engines' content check."""
         plan = SyncPlan.from_wire(wire_plan)
+        probes = set(wire_plan.get("probes", ()))
+        sent: dict[str, tuple[float, float]] = {}
         params = dict(self._named_params())
         started = time.perf_counter()
         for bucket in plan.buckets:
             tensors = [params[m.name] for m in bucket]
-            gather = (
-                deepspeed.zero.GatheredParameters(tensors, modifier_rank=None)
-                if self.cfg.zero_stage == 3 else nullcontext()
-            )
-            with gather:
+            with self._gathered(tensors):
                 if self.rank == 0:
                     flat = pack_bucket(tensors, bucket, self.device)
                     broadcast(self.sync_group, flat)
+                    sent.update({n: tensor_checksum(t) for n, t in unpack_bucket(flat, bucket) if n in probes})
         seconds = time.perf_counter() - started
         return {"sync/seconds": seconds, "sync/bytes": float(plan.total_bytes),
-                "sync/bytes_per_s": plan.total_bytes / max(seconds, 1e-9)}
+                "sync/bytes_per_s": plan.total_bytes / max(seconds, 1e-9), "probes": sent}
 
     def raw_broadcast(self, nbytes: int) -> float:
         """One bare broadcast of `nbytes` from rank 0 (the benchmark's baseline)."""
@@ -314,16 +339,19 @@ class Learner:
         broadcast(self.sync_group, flat)
         return time.perf_counter() - started
 
-    def checksums(self, dtype: str) -> dict[str, tuple[float, float]]:
-        """Checksums of the learner's weights cast to the engine dtype, by HF name."""
-        return {n: tensor_checksum(p.detach().to(DTYPES[dtype])) for n, p in self._named_params()}
+    def checksums(self, dtype: str, names: list[str] | None = None) -> dict[str, tuple[float, float]]:
+        """Checksums of the learner's weights cast to the engine dtype, by HF name. Every rank
+        must call this under ZeRO-3 (the parameters are gathered)."""
+        named = [(n, p) for n, p in self._named_params() if names is None or n in names]
+        out = {}
+        for name, param in named:
+            with self._gathered([param]):
+                out[name] = tensor_checksum(param.detach().to(DTYPES[dtype]))
+        return out
 
     def save(self, path: str, dtype: str) -> str:
-        import deepspeed
-
         params = [p for _, p in self._named_params()]
-        gather = deepspeed.zero.GatheredParameters(params, modifier_rank=None) if self.cfg.zero_stage == 3 else nullcontext()
-        with gather:
+        with self._gathered(params):
             if self.rank == 0:
                 model = self.engine.module
                 state = {k: v.detach().to(DTYPES[dtype]).cpu().clone() for k, v in model.state_dict().items()}
@@ -338,3 +366,15 @@ def _pad(rows: list[torch.Tensor], width: int) -> torch.Tensor:
     for i, r in enumerate(rows):
         out[i, : r.numel()] = r
     return out
+
+
+def _mismatch(items: list[TrainItem], learner: list[torch.Tensor]) -> dict[str, float]:
+    """Mean and max |log p_vLLM - log p_learner| per token over items that carry vLLM's
+    log-probs: how far the sampler's distribution is from the one the learner trains."""
+    diffs = [(torch.tensor(it.sampling_logprobs) - lp).abs() for it, lp in zip(items, learner)
+             if it.sampling_logprobs is not None and len(it.sampling_logprobs) == lp.numel() and lp.numel()]
+    if not diffs:
+        return {}
+    flat = torch.cat(diffs)
+    return {"train/logprob_mismatch": float(flat.mean()), "train/logprob_mismatch_max": float(flat.max()),
+            "train/mismatch_tokens": float(flat.numel())}

@@ -7,8 +7,8 @@ from rlsys.rewards.registry import RewardSet
 
 
 class RewardWorker:
-    def __init__(self, cfg: RewardConfig) -> None:
-        self.rewards = RewardSet(cfg.terms, cfg.combiner, cfg.squash_temperature)
+    def __init__(self, cfg: RewardConfig, template: str | None = None) -> None:
+        self.rewards = RewardSet(cfg.terms, cfg.combiner, cfg.squash_temperature, template)
 
     def score(self, prompts: list[str], completions: list[str], answers: list[str],
               **fields) -> tuple[list[float], dict[str, list[float]]]:

@@ -44,6 +44,9 @@ class RolloutWorker:
             seed=seed,
             worker_extension_cls=EXTENSION,
             disable_log_stats=True,
+            # Log-probs of the distribution sampled from (after temperature and top-p), the
+            # one the learner's old/new log-probs are computed for.
+            logprobs_mode="processed_logprobs",
         )
         self.startup_seconds = time.perf_counter() - started
 
@@ -107,15 +110,35 @@ class RolloutWorker:
     def init_sync_group(self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
         self.llm.collective_rpc("rlsys_init_sync_group", args=(backend, host, port, rank, world_size, timeout_s))
 
-    def receive_weights(self, wire_plan: dict) -> int:
-        self.llm.collective_rpc("rlsys_receive_weights", args=(wire_plan,))
+    def receive_weights(self, wire_plan: dict) -> dict:
+        """Take the broadcast weights; raise `WeightSyncError` naming this engine and the
+        tensors unless every tensor it computes with was loaded. The version moves only then."""
+        report = self.llm.collective_rpc("rlsys_receive_weights", args=(wire_plan,))[0]
         # Cached KV blocks were computed by the old weights.
         self.llm.reset_prefix_cache()
-        self.version = int(wire_plan["version"])
-        return self.version
+        problems = []
+        if report["consumed"] != report["planned"]:
+            problems.append(f"the loader took {report['consumed']} of {report['planned']} tensors sent")
+        if report["missing"]:
+            shown = ", ".join(report["missing"][:5]) + (" ..." if len(report["missing"]) > 5 else "")
+            problems.append(f"{len(report['missing'])} weight(s) were not loaded and keep their old values: {shown}")
+        if report["unexpected"]:
+            problems.append(f"it has no place for {', '.join(report['unexpected'][:5])}")
+        if problems:
+            raise WeightSyncError(f"{self.name} (weights version {self.version} -> {wire_plan['version']}): "
+                                  + "; ".join(problems))
+        self.version = int(report["version"])
+        return {"version": self.version, "probes": report["probes"]}
+
+    def weight_keys(self) -> list[str]:
+        return self.llm.collective_rpc("rlsys_weight_keys")[0]
 
     def raw_receive(self, nbytes: int) -> int:
         return self.llm.collective_rpc("rlsys_raw_receive", args=(nbytes,))[0]
 
-    def checksums(self) -> dict[str, tuple[float, float]]:
-        return self.llm.collective_rpc("rlsys_checksums")[0]
+    def checksums(self, keys: list[str] | None = None) -> dict[str, tuple[float, float]]:
+        return self.llm.collective_rpc("rlsys_checksums", args=(keys,))[0]
+
+
+class WeightSyncError(RuntimeError):
+    """An engine did not end a weight sync holding the learner's weights."""

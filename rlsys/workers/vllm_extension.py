@@ -33,15 +33,36 @@ class RlsysWorkerExtension:
             broadcast(self._rlsys_sync, flat)
             yield from unpack_bucket(flat, bucket)
 
-    def rlsys_receive_weights(self, wire_plan: dict) -> int:
+    def rlsys_receive_weights(self, wire_plan: dict) -> dict:
+        """Load the broadcast weights in place, then report what was loaded: the HF names the
+        engine expects but did not get (`missing`), names it got but has no place for
+        (`unexpected`), how many tensors the loader consumed, and checksums of the engine
+        keys that hold the plan's `probes`. The caller decides; vLLM itself only logs."""
         plan = SyncPlan.from_wire(wire_plan)
+        received: list[str] = []
+
+        def recorded(stream: Iterator[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:
+            for name, tensor in stream:
+                received.append(name)
+                yield name, tensor
+
         # One reload over a lazy stream: vLLM's layerwise reload expects every weight in
         # one call, and the stream keeps only one bucket in memory at a time.
         # Read the device now: during the reload the parameters sit on the meta device.
         device = getattr(self, "device", None) or torch.device("cpu")
-        self.model_runner.reload_weights(weights_iterator=self._rlsys_stream(plan, device))
+        self.model_runner.reload_weights(weights_iterator=recorded(self._rlsys_stream(plan, device)))
         self._rlsys_version = plan.version
-        return plan.version
+        keys = list(self._rlsys_engine_tensors())
+        expected = {part for key in keys for part in key.split("+")}
+        probes = set(wire_plan.get("probes", ()))
+        return {
+            "version": plan.version,
+            "planned": sum(len(b) for b in plan.buckets),
+            "consumed": len(received),
+            "missing": sorted(expected - set(received)),
+            "unexpected": sorted(set(received) - expected),
+            "probes": self.rlsys_checksums([k for k in keys if probes & set(k.split("+"))]) if probes else {},
+        }
 
     def rlsys_raw_receive(self, nbytes: int) -> int:
         """One bare broadcast of `nbytes` (the benchmark's baseline for a sync)."""
@@ -49,31 +70,43 @@ class RlsysWorkerExtension:
         broadcast(self._rlsys_sync, flat)
         return nbytes
 
-    def rlsys_checksums(self) -> dict[str, tuple[float, float]]:
-        """Checksums of the weights the engine computes with, keyed by the HF names they hold.
-
-        vLLM fuses q/k/v and gate/up projections; a fused tensor's checksum is the sum of
-        its parts' checksums, so the key lists the parts joined by '+'. On the CPU, vLLM
-        moves linear weights into packed oneDNN/SGL buffers and leaves an empty parameter;
-        those are read back by multiplying the packed layer with an identity matrix.
-        """
+    def _rlsys_engine_tensors(self) -> Iterator[tuple[str, torch.nn.Module, str, torch.Tensor]]:
+        """(key, module, leaf name, parameter) for every distinct tensor the engine computes
+        with. The key is the HF name it holds; vLLM fuses q/k/v and gate/up projections, so
+        a fused tensor's key lists its parts joined by '+'. A tied weight (lm_head =
+        embed_tokens) is one tensor."""
         model = self.model_runner.get_model()
         packed = getattr(model, "packed_modules_mapping", {}) or {}
-        out, seen = {}, set()
+        seen = set()
         for module_name, module in model.named_modules():
             for leaf, param in module.named_parameters(recurse=False):
                 if param.numel() and param.data_ptr() in seen:
-                    continue  # a tied weight (lm_head = embed_tokens) is one tensor
+                    continue
                 seen.add(param.data_ptr())
-                tensor = param
-                if leaf == "weight" and param.numel() == 0 and hasattr(module, "cpu_linear"):
-                    tensor = _read_packed_linear_weight(module, param.dtype)
                 prefix, _, short = module_name.rpartition(".")
                 if short in packed:
                     key = "+".join(f"{prefix}.{p}.{leaf}" if prefix else f"{p}.{leaf}" for p in packed[short])
                 else:
                     key = f"{module_name}.{leaf}" if module_name else leaf
-                out[key] = tensor_checksum(tensor)
+                yield key, module, leaf, param
+
+    def rlsys_weight_keys(self) -> list[str]:
+        return [key for key, *_ in self._rlsys_engine_tensors()]
+
+    def rlsys_checksums(self, keys: list[str] | None = None) -> dict[str, tuple[float, float]]:
+        """Checksums of the weights the engine computes with, by engine key (see
+        `_rlsys_engine_tensors`); a fused tensor's checksum is the sum of its parts'. On the
+        CPU, vLLM moves linear weights into packed oneDNN/SGL buffers and leaves an empty
+        parameter; those are read back by multiplying the packed layer with an identity."""
+        wanted = None if keys is None else set(keys)
+        out = {}
+        for key, module, leaf, param in self._rlsys_engine_tensors():
+            if wanted is not None and key not in wanted:
+                continue
+            tensor = param
+            if leaf == "weight" and param.numel() == 0 and hasattr(module, "cpu_linear"):
+                tensor = _read_packed_linear_weight(module, param.dtype)
+            out[key] = tensor_checksum(tensor)
         return out
 
 

@@ -68,3 +68,30 @@ def test_lpt_text_sources(tmp_path):
         load_texts(str(tmp_path / "none.txt"))
     stream = BlockStream([[0], [1], [2], [3], [4]], rank=1, world_size=2)
     assert stream.take(3) == [[1], [3], [1]]
+
+
+def test_empty_config_file_is_refused(tmp_path):
+    f = tmp_path / "empty.yaml"
+    f.write_text("# nothing but a comment\n")
+    with pytest.raises(ConfigError, match=rf"config file {f} is empty"):
+        load_config(f)
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfrun:\n  seed: 7\n")
+    assert load_config(bom).run.seed == 7
+
+
+def test_group_size_one_is_refused_for_grpo_but_not_minillm():
+    with pytest.raises(ConfigError, match=r"group_size=1: .* every advantage is 0"):
+        load_config(None, ["rollout.group_size=1", "learner.mini_batch_size=8"])
+    cfg = load_config(None, ["rollout.group_size=1", "learner.mini_batch_size=8", "teacher.path=x",
+                             "reward.combiner=minillm"])
+    assert cfg.rollout.group_size == 1
+
+
+def test_phase_timeouts_are_checked_and_looked_up():
+    cfg = load_config(None, ["run.phase_timeout_s=100", "run.phase_timeouts={reward: 5}"])
+    assert cfg.run.timeout("reward") == 5 and cfg.run.timeout("train") == 100
+    with pytest.raises(ConfigError, match=r"unknown phase\(s\) \['rewards'\]"):
+        load_config(None, ["run.phase_timeouts={rewards: 5}"])
+    with pytest.raises(ConfigError, match="loss_agg"):
+        load_config(None, ["grpo.loss_agg=mean"])

@@ -70,3 +70,49 @@ def test_sampler_is_resumable_and_covers_each_epoch():
     b.load_state_dict(state)
     assert b.next(8) == rest
     assert sorted(first + rest[:3]) == list(range(10))
+
+
+def _row(q, a):
+    return json.dumps({"question": q, "answer": f"work #### {a}"}, ensure_ascii=False)
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + (_row("Hvussu nógv?", 3) + "\n" + _row("q2", 4) + "\n").encode("utf-8"))
+    tasks = load_gsm8k_jsonl(f)
+    assert [t.question for t in tasks] == ["Hvussu nógv?", "q2"] and [t.answer for t in tasks] == ["3", "4"]
+
+
+def test_invalid_utf8_is_a_file_line_error(tmp_path):
+    f = tmp_path / "latin1.jsonl"
+    f.write_bytes((_row("q1", 1) + "\n").encode() + _row("Hvussu nógv?", 2).encode("latin-1") + b"\n")
+    with pytest.raises(DataError, match=rf"{f}:2: not valid UTF-8"):
+        load_gsm8k_jsonl(f)
+    with pytest.raises(DataError, match=rf"{f}:2: not valid UTF-8"):
+        load_train_eval(DataConfig(source="datasets", path=str(f), eval_size=1), 0)
+    from rlsys.data.text import load_texts
+
+    txt = tmp_path / "t.txt"
+    txt.write_bytes("line one\n".encode() + "tvær\n".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"{txt}:2: not valid UTF-8"):
+        load_texts(str(txt))
+
+
+@pytest.mark.parametrize("source", ["gsm8k_jsonl", "datasets"])
+def test_training_never_holds_a_held_out_question(tmp_path, source):
+    f = tmp_path / "d.jsonl"
+    rows = [_row(f"q{i}", i) for i in range(6)] + [_row("q1", 1), _row(" q0 ", 0), _row("q9", 9)]
+    f.write_text("\n".join(rows) + "\n")
+    train, held = load_train_eval(DataConfig(source=source, path=str(f), eval_size=2, train_size=100), 0)
+    assert [t.question for t in held] == ["q0", "q1"]
+    assert [t.question for t in train] == ["q2", "q3", "q4", "q5", "q9"]
+
+
+def test_eval_path_is_a_separate_held_out_file(tmp_path):
+    train_f, eval_f = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train_f.write_text("\n".join(_row(f"q{i}", i) for i in range(5)) + "\n")
+    eval_f.write_text("\n".join(_row(q, 7) for q in ("q3", "t1", "t2")) + "\n")
+    cfg = DataConfig(source="gsm8k_jsonl", path=str(train_f), eval_path=str(eval_f), eval_size=2, train_size=100)
+    train, held = load_train_eval(cfg, 0)
+    assert [t.question for t in held] == ["q3", "t1"]
+    assert [t.question for t in train] == ["q0", "q1", "q2", "q4"]  # q3 is held out

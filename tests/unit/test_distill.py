@@ -7,6 +7,7 @@ import torch
 
 from rlsys.algorithms.distill import (
     linear,
+    whiten,
     minillm_token_advantages,
     reverse_kl_token_rewards,
     sequence_reverse_kl,
@@ -93,3 +94,28 @@ def test_teacher_loglik_reward_term_and_squash_combiner():
     total, _ = sq.score(["p", "p"], ["#### 3", "#### 4"], ["3", "3"], teacher_logprobs=[[-2.0], [-1.0]])
     # z(teacher) = [-1, 1], z(correct) = [1, -1]: equal weights cancel.
     assert total == pytest.approx([0.0, 0.0])
+
+
+@pytest.mark.parametrize("value", [1.0 + 0.5 + 0.1, 0.6, -40.1, 0.1 + 0.2])
+def test_constant_rewards_standardise_to_exactly_zero(value):
+    """Values that are equal but not exactly representable: the float mean is off by an
+    ulp, which a naive (x - mean) / std turns into +-1."""
+    assert squash({"c": [value] * 7}, {"c": 1.0}) == [0.0] * 7
+    # A constant part adds nothing next to a varying one: z(a) = [1, -1] only.
+    mixed = squash({"c": [value] * 2, "a": [1.0, 0.0]}, {"c": 1.0, "a": 1.0})
+    assert mixed == pytest.approx([math.tanh(1.0), math.tanh(-1.0)], rel=1e-12)
+    assert whiten([value] * 5) == [0.0] * 5
+    # MiniLLM: constant per-token rewards over the whole batch whiten to 0, leaving A_i.
+    out = minillm_token_advantages([0.5, -0.5], [[value, value], [value]], coef=1.0, gamma=0.0)
+    assert out == [[0.5, 0.5], [-0.5]]
+
+
+def test_random_constants_whiten_to_zero():
+    import random
+
+    gen = random.Random(3)
+    for _ in range(100):
+        c = gen.uniform(-100, 100)
+        n = gen.randint(2, 40)
+        assert set(whiten([c] * n)) == {0.0}
+        assert set(squash({"t": [c] * n}, {"t": 2.0})) == {0.0}

@@ -26,12 +26,19 @@ def test_fidelity_rewards_dictionary_words_and_penalises_ascii_lookalikes():
     assert half == [pytest.approx(0.5 - 0.25)]
 
 
-def test_missing_word_list_says_how_to_install_it(tmp_path):
-    with pytest.raises(WordListError, match="apt-get install wfaroese"):
-        load_lexicon("/usr/share/dict/faroese") if not Path("/usr/share/dict/faroese").exists() else (
-            _ for _ in ()).throw(WordListError("apt-get install wfaroese"))
-    with pytest.raises(WordListError, match="kwargs.wordlist"):
+def test_missing_word_list_says_how_to_install_it(tmp_path, monkeypatch):
+    import rlsys.rewards.language as language
+
+    # The default list is missing (as on a machine without wfaroese): the error says how to
+    # install it. Pointing the default at a missing path makes this hold on every machine.
+    default = str(tmp_path / "dict" / "faroese")
+    monkeypatch.setattr(language, "FAROESE_WORDLIST", default)
+    with pytest.raises(WordListError, match=r"not found\. Install it with `apt-get install wfaroese`"):
+        load_lexicon(default)
+    # Another missing file: no apt hint, but how to pass one.
+    with pytest.raises(WordListError) as err:
         load_lexicon(str(tmp_path / "none.txt"))
+    assert "kwargs.wordlist" in str(err.value) and "apt-get" not in str(err.value)
 
 
 def test_tokenizer_adapter_lowers_tokens_per_word_and_inits_rows_from_pieces(tiny_model_path, tmp_path):

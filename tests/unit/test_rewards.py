@@ -56,3 +56,33 @@ def test_user_reward_by_dotted_path_and_bad_names():
 
 def _one(prompts, completions, answers, **_):
     return [0.0]
+
+
+@pytest.mark.parametrize("text,style,ok", [
+    (XML_OK, "xml", True),
+    ("<reasoning>3 + 4 = 7, minus 2</reasoning>\n<answer>1</answer> junk </answer>", "xml", False),
+    ("<reasoning>3 + 4 = 7, minus 2</reasoning><answer>5</answer><answer>6</answer>", "xml", False),
+    ("<reasoning>a</reasoning><reasoning>b</reasoning><answer>5</answer>", "xml", False),
+    ("<reasoning>so</reasoning><answer>5</answer> trailing words", "xml", False),
+    ("3 + 4 is 7\n#### 7", "xml", False),  # the XML template does not take '####' unless asked
+    ("3 + 4 is 7\n#### 7", "hash", True),
+    ("3 + 4 is 7\n#### 1,234.5\n", "hash", True),
+    ("3 + 4 is 7\n#### ???", "hash", False),
+    ("#### 3\nthen #### 7", "hash", False),
+    ("3 + 4 is 7\n#### 7", "any", True),
+    (XML_OK, "hash", False),
+])
+def test_format_layouts(text, style, ok):
+    from rlsys.rewards.format import format_reward
+
+    assert format_reward([], [text], [""], style=style) == [float(ok)]
+
+
+def test_format_style_follows_the_template_unless_asked():
+    hashed = "3 + 4 is 7\n#### 7"
+    xml_run = RewardSet([RewardTerm(name="format")], template="xml")
+    assert xml_run.score(["p"], [hashed], ["7"])[0] == [0.0]
+    plain_run = RewardSet([RewardTerm(name="format")], template="plain")
+    assert plain_run.score(["p"], [hashed], ["7"])[0] == [1.0]
+    asked = RewardSet([RewardTerm(name="format", kwargs={"style": "any"})], template="xml")
+    assert asked.score(["p"], [hashed], ["7"])[0] == [1.0]
