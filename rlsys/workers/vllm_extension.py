@@ -52,7 +52,7 @@ class RlsysWorkerExtension:
         device = getattr(self, "device", None) or torch.device("cpu")
         self.model_runner.reload_weights(weights_iterator=recorded(self._rlsys_stream(plan, device)))
         self._rlsys_version = plan.version
-        keys = list(self._rlsys_engine_tensors())
+        keys = self.rlsys_weight_keys()
         expected = {part for key in keys for part in key.split("+")}
         probes = set(wire_plan.get("probes", ()))
         return {

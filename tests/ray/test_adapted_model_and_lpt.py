@@ -1,5 +1,6 @@
 """A tokenizer-adapted (resized) tiny model trains with the L_PT term mixed in and syncs to a
-real vLLM engine; L_PT changes the learner's loss by exactly coef x the LM loss."""
+real vLLM engine. The gradient the learner applies (its norm, and the sign of every update)
+is checked against one computed independently with transformers' forward and LM loss."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from rlsys.config import Config
-from rlsys.workers.learner import TrainItem
+from rlsys.distributed.weight_push import push_weights
+from rlsys.types import TrainItem
 
 pytestmark = pytest.mark.ray
 
@@ -38,7 +40,30 @@ def _cfg(model_path: str, text: str, coef: float) -> Config:
     })
 
 
-def test_lpt_adds_exactly_its_weighted_term_and_the_resized_model_syncs(local_ray, adapted):
+def _independent_gradient(model_path, items, blocks, coef):
+    """The gradient of L = -(1/N) sum_i A_i sum_t log p(y_it) + coef * (LM(b0,b1) + LM(b2,b3)) / 2
+    at the initial weights (ratio 1, no KL), computed with transformers' own forward and loss:
+    what one optimiser step of the learner must apply (two micro-batches of two blocks each)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    n_tokens = sum(len(it.completion_ids) for it in items)
+    loss = torch.zeros(())
+    for it in items:
+        ids = torch.tensor([it.prompt_ids + it.completion_ids])
+        logp = torch.log_softmax(model(ids).logits[0], dim=-1)
+        start = len(it.prompt_ids)
+        tok = sum(logp[start - 1 + j, t] for j, t in enumerate(it.completion_ids))
+        loss = loss - it.advantage * tok / n_tokens
+    if coef:
+        lm = [model(input_ids=torch.tensor(blocks[i : i + 2]), labels=torch.tensor(blocks[i : i + 2])).loss
+              for i in (0, 2)]
+        loss = loss + coef * (lm[0] + lm[1]) / 2
+    loss.backward()
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_lpt_gradient_is_the_one_applied_and_the_resized_model_syncs(local_ray, adapted, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rlsys.data.text import load_texts, token_blocks
@@ -51,27 +76,36 @@ def test_lpt_adds_exactly_its_weighted_term_and_the_resized_model_syncs(local_ra
     assert any(i >= base_vocab for i in ids)  # the adapted tokenizer uses its new entries
     items = [TrainItem(ids[:2], ids[2:] + [7, 8], 1.0), TrainItem(ids[:2], [30, 31, 32], -1.0),
              TrainItem([4, 5], [base_vocab, 11, 12], 1.0), TrainItem([4, 5], [40, 41], -1.0)]
+    blocks = token_blocks(load_texts(text), tok, 32)
 
     plain = start_learners(_cfg(model_path, text, 0.0), model_path, 10)[0]
     mixed = start_learners(_cfg(model_path, text, 0.5), model_path, 10)[0]
     s0, s1 = local_ray.get([plain.train_on_batch.remote(items), mixed.train_on_batch.remote(items)])
     local_ray.kill(plain)
-    # Same weights, same batch: the policy part is identical, -sum(A * tokens) / tokens.
-    assert s0["train/policy_loss"] == pytest.approx(s1["train/policy_loss"], abs=1e-6)
-    # At the first step the ratio is 1, so the loss is -sum(A_i * n_i) / sum(n_i) over all completion tokens.
-    lengths = [len(it.completion_ids) for it in items]
-    expected = -sum(it.advantage * n for it, n in zip(items, lengths)) / sum(lengths)
-    assert s0["train/policy_loss"] == pytest.approx(expected, abs=1e-4)
-    assert "train/lpt_loss" not in s0 and s0["train/loss"] == s0["train/policy_loss"]
-    assert s1["train/loss"] - s0["train/loss"] == pytest.approx(0.5 * s1["train/lpt_loss"], abs=1e-6)
-    # The LM loss is the plain next-token loss of the first four text blocks (two micro-batches
-    # of two, before the optimizer step), computed here independently with transformers.
-    blocks = token_blocks(load_texts(text), tok, 32)
+    local_ray.get(mixed.save.remote(str(tmp_path / "after"), "float32"))
+    for stats, coef in ((s0, 0.0), (s1, 0.5)):
+        grads = _independent_gradient(model_path, items, blocks, coef)
+        norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values())))
+        assert stats["train/grad_norm"] == pytest.approx(norm, rel=1e-3), coef
+    assert s1["train/grad_norm"] != pytest.approx(s0["train/grad_norm"], rel=1e-2)  # L_PT really adds a term
+    # The L_PT value itself: the LM loss of the first four blocks, by transformers.
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     with torch.no_grad():
         hf = [float(model(input_ids=torch.tensor(blocks[i : i + 2]), labels=torch.tensor(blocks[i : i + 2])).loss)
               for i in (0, 2)]
     assert s1["train/lpt_loss"] == pytest.approx(sum(hf) / 2, abs=1e-4)
+    # Adam's first step moves each weight by -lr * g / (|g| + eps): its sign is the sign of
+    # the mixed gradient computed independently above, for every weight with a real gradient.
+    after = dict(AutoModelForCausalLM.from_pretrained(tmp_path / "after", dtype=torch.float32).named_parameters())
+    before = dict(model.named_parameters())
+    grads = _independent_gradient(model_path, items, blocks, 0.5)
+    checked = 0
+    for name, g in grads.items():
+        sure = g.abs() > 1e-5
+        moved = (after[name] - before[name]).detach()
+        assert torch.equal(torch.sign(moved[sure]), -torch.sign(g[sure])), name
+        checked += int(sure.sum())
+    assert checked > 10_000
 
     # The resized model trains, then syncs to a vLLM engine that loaded the same folder.
     cfg = _cfg(model_path, text, 0.5)
@@ -80,8 +114,8 @@ def test_lpt_adds_exactly_its_weighted_term_and_the_resized_model_syncs(local_ra
     host, port = local_ray.get(mixed.sync_endpoint.remote())
     local_ray.get([mixed.init_sync_group.remote("gloo", host, port, 2, 20.0),
                    rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])
-    plan = local_ray.get(mixed.weight_plan.remote(cfg.sync.bucket_mb, "float32", 1))
-    local_ray.get([mixed.broadcast_weights.remote(plan), rollout.receive_weights.remote(plan)])
+    keys = local_ray.get(rollout.weight_keys.remote())
+    push_weights([mixed], ["learner-0"], [rollout], ["rollout-0"], cfg.sync, "float32", 1, keys)
     engine = local_ray.get(rollout.checksums.remote())
     learner = local_ray.get(mixed.checksums.remote("float32"))
     embed = engine["model.embed_tokens.weight"]

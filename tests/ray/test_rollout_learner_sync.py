@@ -2,10 +2,12 @@
 on the tiny random model. One engine and one learner are shared by the tests in order."""
 
 import pytest
+import torch
 
 from rlsys.config import Config
 from rlsys.controller import RunError, wait_all
-from rlsys.workers.learner import TrainItem
+from rlsys.distributed.weight_push import push_weights
+from rlsys.types import TrainItem
 
 pytestmark = pytest.mark.ray
 
@@ -35,6 +37,22 @@ def actors(local_ray, tiny_model_path):
 PROMPTS = [[1, 406, 201, 19, 267, 287, 268, 2], [1, 423, 201, 30, 31]]
 
 
+def test_learner_logprobs_match_vllm_at_the_sampling_temperature(actors, local_ray):
+    """vLLM returns processed log-probs (after temperature): the learner, told each sample's
+    temperature, must give the same numbers for the same tokens (fp32, within 1e-3)."""
+    _, rollout, learner = actors
+    samples = local_ray.get(rollout.generate.remote(PROMPTS, [0.7] * 4, 16, 1.0, 0))
+    items = [TrainItem(s.prompt_ids, s.completion_ids, 0.0, temperature=s.temperature) for s in samples]
+    for reference in (False, True):  # the policy (untrained yet) and the frozen reference
+        learner_lp = local_ray.get(learner.logprobs.remote(items, reference))
+        for s, lp in zip(samples, learner_lp):
+            assert s.temperature == 0.7 and len(s.sampling_logprobs) == lp.numel() > 0
+            assert torch.allclose(torch.tensor(s.sampling_logprobs), lp, atol=1e-3), (s.sampling_logprobs, lp)
+    # At T=1 the same tokens score differently: the temperature is really applied.
+    at_one = local_ray.get(learner.logprobs.remote([TrainItem(s.prompt_ids, s.completion_ids, 0.0) for s in samples]))
+    assert max(float((torch.tensor(s.sampling_logprobs) - lp).abs().max()) for s, lp in zip(samples, at_one)) > 0.01
+
+
 def test_rollout_generates_groups_with_logprobs_and_version(actors, local_ray):
     _, rollout, _ = actors
     samples = local_ray.get(rollout.generate.remote(PROMPTS, [0.7, 1.0, 1.0, 1.3], 12, 1.0, 0))
@@ -61,8 +79,8 @@ def test_learner_step_moves_the_loss_and_the_logprobs(actors, local_ray):
     assert stats[0]["train/optimizer_steps"] == 1 and stats[-1]["train/optimizer_steps"] == 3
     # First step, before any update: ratio 1 and KL 0, so the loss is the token-mean of
     # -A: tokens 3*(+1) + 3*(-1) + 4*(+1) + 2*(-1) = 2 over 12 tokens.
-    assert stats[0]["train/loss"] == pytest.approx(-2 / 12, abs=1e-4)
-    assert stats[-1]["train/loss"] != pytest.approx(stats[0]["train/loss"], abs=1e-3)
+    assert stats[0]["train/policy_loss"] == pytest.approx(-2 / 12, abs=1e-4)
+    assert stats[-1]["train/policy_loss"] != pytest.approx(stats[0]["train/policy_loss"], abs=1e-3)
     assert stats[-1]["train/kl"] > 0  # moved away from the frozen reference
     # positive advantage -> more likely; negative -> less likely
     assert after[0].sum() > before[0].sum() and after[2].sum() > before[2].sum()
@@ -73,8 +91,20 @@ def _greedy(local_ray, rollout):
     return [s.completion_ids for s in local_ray.get(rollout.generate.remote(PROMPTS, [0.0], 12, 1.0, 0))]
 
 
+def _expected_engine_keys(layers: int) -> set[str]:
+    """The tiny Llama's tensors as vLLM holds them, written out by hand: q/k/v and gate/up
+    fused, the LM head tied to the embedding (one tensor)."""
+    keys = {"model.embed_tokens.weight", "model.norm.weight"}
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        keys |= {f"{p}.self_attn.q_proj.weight+{p}.self_attn.k_proj.weight+{p}.self_attn.v_proj.weight",
+                 f"{p}.self_attn.o_proj.weight", f"{p}.mlp.gate_proj.weight+{p}.mlp.up_proj.weight",
+                 f"{p}.mlp.down_proj.weight", f"{p}.input_layernorm.weight", f"{p}.post_attention_layernorm.weight"}
+    return keys
+
+
 def _assert_checksums_equal(engine, learner):
-    assert set(engine) == {"+".join(k for k in key.split("+")) for key in engine}
+    assert set(engine) == _expected_engine_keys(2)
     for key, (s, q) in engine.items():
         parts = key.split("+")
         ls = sum(learner[p][0] for p in parts)
@@ -92,10 +122,13 @@ def test_sync_makes_engine_weights_equal_and_changes_greedy_outputs(actors, loca
     learner_now = local_ray.get(learner.checksums.remote("float32"))
     assert any(engine_before[k][1] != pytest.approx(sum(learner_now[p][1] for p in k.split("+")), rel=1e-9)
                for k in engine_before), "learner was trained, the engine should still hold the old weights"
+    keys = local_ray.get(rollout.weight_keys.remote())
+    assert set(keys) == _expected_engine_keys(2)
     plan = local_ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, "float32", 1))
     assert len(plan["buckets"]) > 1  # bucketing exercised
-    stats, version = local_ray.get([learner.broadcast_weights.remote(plan), rollout.receive_weights.remote(plan)])
-    assert version == 1 and stats["sync/bytes"] == sum(m[4] for b in plan["buckets"] for m in b)
+    stats = push_weights([learner], ["learner-0"], [rollout], ["rollout-0"], cfg.sync, "float32", 1, keys)
+    assert stats["sync/version"] == 1 and stats["sync/probes"] == cfg.sync.probes
+    assert stats["sync/bytes"] == sum(m[4] for b in plan["buckets"] for m in b)
     engine_after = local_ray.get(rollout.checksums.remote())
     _assert_checksums_equal(engine_after, learner_now)
     # The tied embedding / LM head is one tensor in the engine and it took the new values.
@@ -106,13 +139,30 @@ def test_sync_makes_engine_weights_equal_and_changes_greedy_outputs(actors, loca
     assert samples[0].weight_version == 1
 
 
-def test_sync_timeout_names_the_engine(actors, local_ray):
+def test_a_tensor_missing_from_the_sync_stops_the_run_naming_engine_and_weight(actors, local_ray):
     cfg, rollout, learner = actors
     plan = local_ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, "float32", 2))
-    # The learner sends but the engine never joins the broadcast: it must not hang.
-    with pytest.raises(RunError, match=r"weight sync: learner-0 failed: TimeoutError: weight broadcast .* did not finish"
-                                       r" within 20s: a peer of the sync group did not join"):
-        wait_all([learner.broadcast_weights.remote(plan)], ["learner-0"], "weight sync", timeout_s=60)
+    dropped = "model.layers.1.mlp.down_proj.weight"
+    plan["buckets"] = [[m for m in bucket if m[0] != dropped] for bucket in plan["buckets"]]
+    plan["buckets"] = [b for b in plan["buckets"] if b]
+    refs = [learner.broadcast_weights.remote(plan), rollout.receive_weights.remote(plan)]
+    with pytest.raises(RunError, match=r"weight sync: rollout-0 failed: WeightSyncError: rollout-0 \(weights version "
+                                       rf"1 -> 2\): 1 weight\(s\) were not loaded and keep their old values: {dropped}"):
+        wait_all(refs, ["learner-0", "rollout-0"], "weight sync", timeout_s=60)
+    # The engine did not move to the new version.
+    assert local_ray.get(rollout.generate.remote(PROMPTS[:1], [1.0], 2, 1.0, 0))[0].weight_version == 1
+
+
+def test_a_busy_engine_is_named_before_the_broadcast_starts(actors, local_ray):
+    """An engine stuck in a long call (here a generation far larger than the bound) never
+    answers; the sync stops within its bound naming that engine, and no rank entered the
+    collective. Leaves the engine busy: the next test kills it."""
+    cfg, rollout, learner = actors
+    keys = local_ray.get(rollout.weight_keys.remote())
+    rollout.generate.remote(PROMPTS * 400, [1.0] * 16, 240, 1.0, 0)  # minutes of work
+    sync = cfg.sync.model_copy(update={"timeout_s": 5.0})
+    with pytest.raises(RunError, match=r"weight sync: engines ready: rollout-0 did not answer within 5s"):
+        push_weights([learner], ["learner-0"], [rollout], ["rollout-0"], sync, "float32", 3, keys)
 
 
 def test_dead_engine_is_named(actors, local_ray):
