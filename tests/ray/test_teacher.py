@@ -114,3 +114,34 @@ def test_named_teacher_is_shared_and_restarts_when_configured(local_ray, tiny_mo
     assert after[0] == pytest.approx(before[0], abs=1e-5)
     assert local_ray.get(second.ping.remote()) != pid
     assert stop_teachers(cfg) == ["shared-teacher-0"]
+
+
+def test_by_token_scores_align_with_the_students_tokens_through_eos(teachers, local_ray, tiny_model_path):
+    """MiniLLM compares log p_T and log p_S token by token. A finished student completion
+    ends in its EOS id; scored by token ids, the teacher must give one log-prob per student
+    token, EOS included and nothing appended, equal to a full forward at those positions,
+    and equal to scoring the same text with the end-of-turn token appended by the teacher."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlsys.algorithms.distill import truncated_token_rewards
+    from rlsys.data.templates import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    text = "7 + 8 = 15. #### 15"
+    ids = tok(text, add_special_tokens=False).input_ids + [tok.eos_token_id]
+    by_token = ScoreRequest(QUESTIONS[2], text, completion_ids=ids, finished=True)
+    by_text = ScoreRequest(QUESTIONS[2], text, finished=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.float32)
+    prompt = tok(render_prompt(tok, QUESTIONS[2], "plain", ""), add_special_tokens=False).input_ids
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([prompt + ids])).logits[0], dim=-1)
+    want = [float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(ids)]
+    for service in teachers:
+        tokens, texts = local_ray.get(service.score.remote([by_token, by_text]))
+        assert len(tokens) == len(ids) == len(texts)
+        assert tokens == pytest.approx(want, abs=2e-3)
+        assert texts == pytest.approx(tokens, abs=1e-5)
+    student = [v - 0.5 for v in want]  # any per-token student log-probs of the same tokens
+    rewards = truncated_token_rewards(tokens, student)
+    assert rewards == pytest.approx([0.5] * len(ids), abs=2e-3)  # the EOS token has its own reward
