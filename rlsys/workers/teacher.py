@@ -149,6 +149,9 @@ class HfScorer:
         dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[cfg.dtype]
         kwargs = {"device_map": cfg.device_map} if cfg.device_map else {}
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs).eval()
+        from rlsys.models.logprobs import check_logit_path
+
+        check_logit_path(self.model, f"teacher {model_path}")  # refuses unknown logit post-processing
         self.micro_batch, self.temperature = cfg.hf_micro_batch, cfg.temperature
         if torch.cuda.is_available():
             if not cfg.device_map:  # without a map transformers leaves the model on the CPU
