@@ -53,7 +53,7 @@ def run_bench(args) -> dict:
     cfg = Config.model_validate({
         "model": {"path": model_path, "dtype": args.dtype},
         "rollout": {"kv_cache_gib": 1.0},
-        "grpo": {"kl_beta": 0.0},
+        "algorithm": {"kl_beta": 0.0},
         "sync": {"bucket_mb": 64},
     })
     dtype = cfg.model.dtype  # `auto` resolved for this machine

@@ -6,6 +6,7 @@ and the file it came from. `load_config` is the only entry point the CLI uses.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -111,6 +112,9 @@ class LearnerConfig(Section):
 
 
 class GRPOConfig(Section):
+    """GRPO: group-relative advantages, PPO-clip surrogate, optional KL to a reference."""
+
+    type: Literal["grpo"] = "grpo"
     clip_eps: float = Field(0.2, gt=0.0)
     kl_beta: float = Field(0.1, ge=0.0)
     kl_estimator: Literal["k1", "k3"] = "k3"
@@ -245,7 +249,8 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    algorithm: GRPOConfig = Field(default_factory=GRPOConfig)
+    """The training algorithm, chosen by `type` (today: grpo)."""
     reward: RewardConfig = Field(default_factory=RewardConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     lpt: LPTConfig = Field(default_factory=LPTConfig)
@@ -253,6 +258,23 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate_grpo_section(cls, raw: Any) -> Any:
+        """Configs written before `algorithm:` had a top-level `grpo:` section: it becomes
+        `algorithm: {type: grpo, ...}`, with a note saying what to write instead."""
+        if not isinstance(raw, dict) or "grpo" not in raw:
+            return raw
+        if "algorithm" in raw:
+            raise ValueError("both `grpo:` and `algorithm:` are set: move the keys of `grpo:` under "
+                             "`algorithm:` (with `type: grpo`) and delete `grpo:`")
+        old = raw["grpo"] or {}
+        if not isinstance(old, dict):
+            raise ValueError("`grpo:` must be a mapping; write `algorithm: {type: grpo, ...}` instead")
+        print("rlsys: note: the `grpo:` section is now `algorithm: {type: grpo, ...}` (and `grpo.x=...` "
+              "overrides `algorithm.x=...`); this config was read as such", file=sys.stderr)
+        return {**{k: v for k, v in raw.items() if k != "grpo"}, "algorithm": {"type": "grpo", **old}}
 
     @model_validator(mode="after")
     def _resolve_dtypes(self) -> "Config":

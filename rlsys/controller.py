@@ -13,8 +13,7 @@ from pathlib import Path
 
 import torch
 
-from rlsys.algorithms.advantages import grpo_advantages
-from rlsys.algorithms.distill import minillm_token_advantages, truncated_token_rewards
+from rlsys.algorithms.registry import build_algorithm
 from rlsys.config import Config, dump_config
 from rlsys.data.samplers import PromptSampler
 from rlsys.distributed.calls import RunError, wait_all
@@ -34,7 +33,7 @@ from rlsys.preparation import Prepared, check_same_vocabulary, prepare, prepare_
 from rlsys.types import PromptItem, Sample
 from rlsys.observability.rank_stats import merge_rank_stats
 from rlsys.rewards.registry import template_format_style
-from rlsys.types import TrainItem
+from rlsys.types import ScoredBatch
 from rlsys.workers.rollout import group_temperatures
 
 __all__ = ["Controller", "RunError", "check_same_vocabulary", "prepare", "train", "wait_all"]
@@ -44,6 +43,7 @@ class Controller:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.version = 0
+        self.algorithm = build_algorithm(cfg)
 
     # ----- set-up ---------------------------------------------------------------------
     def start(self, prepared: Prepared) -> None:
@@ -140,7 +140,7 @@ class Controller:
         t["time/generation"] = time.perf_counter() - started
         check_on_policy(samples, self.version)
 
-        fields, distill = {}, {}
+        fields, distill, teacher = {}, {}, None
         if self.teachers:
             started = time.perf_counter()
             teacher = self.teacher_scores(items, samples, by_token=self.data.teacher_same_vocab)
@@ -154,17 +154,9 @@ class Controller:
             [items[s.prompt_index].prompt for s in samples], [s.text for s in samples],
             [items[s.prompt_index].answer for s in samples], **fields)], ["reward"], "reward",
             cfg.run.timeout("reward"))[0]
-        rewards_t = torch.tensor(rewards, dtype=torch.float64)
-        advantages = grpo_advantages(rewards_t, cfg.rollout.group_size, cfg.grpo.std_normalize).tolist()
-        token_advantages: list[list[float] | None] = [None] * len(samples)
-        if cfg.reward.combiner == "minillm":
-            token_rewards = [truncated_token_rewards(tl, s.sampling_logprobs) for tl, s in zip(teacher, samples)]
-            m = cfg.reward.minillm
-            token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
+        train_items = self.algorithm.train_items(ScoredBatch(samples, rewards, cfg.rollout.group_size, teacher))
         t["time/reward"] = time.perf_counter() - started
 
-        train_items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs)
-                       for s, a, ta in zip(samples, advantages, token_advantages)]
         k = len(self.learners)
         shards = [train_items[r::k] for r in range(k)]
         per_rank = wait_all([lr.train_on_batch.remote(sh) for lr, sh in zip(self.learners, shards)],
@@ -172,7 +164,7 @@ class Controller:
         stats = merge_rank_stats(per_rank, cfg.lpt.coef)
         sync = self.sync()
 
-        grouped = rewards_t.view(-1, cfg.rollout.group_size)
+        grouped = torch.tensor(rewards, dtype=torch.float64).view(-1, cfg.rollout.group_size)
         lengths = [len(s.completion_ids) for s in samples]
         metrics = {
             "reward/mean": float(grouped.mean()),

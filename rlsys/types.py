@@ -44,3 +44,15 @@ class TrainItem:
     """The temperature the completion was sampled at: the learner's log-probs use it too."""
     sampling_logprobs: list[float] | None = None
     """vLLM's log-probs of the completion (at `temperature`), to measure the learner's mismatch."""
+
+
+@dataclass
+class ScoredBatch:
+    """One iteration's samples with their rewards: what an algorithm turns into TrainItems."""
+
+    samples: list[Sample]
+    rewards: list[float]
+    """The combined sequence reward of each sample."""
+    group_size: int
+    teacher_logprobs: list[list[float]] | None = None
+    """Per-token teacher log-probs of each sample, when a teacher scored them."""

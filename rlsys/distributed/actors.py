@@ -56,7 +56,7 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> 
             num_gpus=lc.num_gpus,
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
         ).remote(
-            model_path, lc, cfg.grpo, cfg.model.dtype, rank, lc.num_ranks, host, port,
+            model_path, lc, cfg.algorithm, cfg.model.dtype, rank, lc.num_ranks, host, port,
             total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens,
         )
         for rank in range(lc.num_ranks)

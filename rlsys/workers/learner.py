@@ -48,7 +48,7 @@ class Learner:
         self,
         model_path: str,
         learner: LearnerConfig,
-        grpo: GRPOConfig,
+        algorithm: GRPOConfig,
         dtype: str,
         rank: int,
         world_size: int,
@@ -59,7 +59,7 @@ class Learner:
         lpt: LPTConfig | None = None,
         max_new_tokens: int | None = None,
     ) -> None:
-        self.cfg, self.grpo, self.rank, self.world_size = learner, grpo, rank, world_size
+        self.cfg, self.algo, self.rank, self.world_size = learner, algorithm, rank, world_size
         self.seed, self.max_new_tokens = seed, max_new_tokens
         self.cuda = torch.cuda.is_available() and learner.num_gpus > 0
         if not self.cuda:
@@ -88,7 +88,7 @@ class Learner:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
         self.reference = None
-        if grpo.kl_beta > 0:
+        if algorithm.kl_beta > 0:
             self.reference = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.dtype).to(self.device)
             self.reference.eval().requires_grad_(False)
         per_rank = learner.mini_batch_size // world_size
@@ -162,7 +162,7 @@ class Learner:
     def logprobs(self, items: list[TrainItem], reference: bool = False) -> list[torch.Tensor]:
         """Per-token log-probs of each item's completion at its sampling temperature."""
         if reference and self.reference is None:
-            raise ValueError("no reference model: grpo.kl_beta is 0")
+            raise ValueError("no reference model: algorithm.kl_beta is 0")
         model = self.reference if reference else self.engine.module
         was_training = model.training
         model.eval()
@@ -196,7 +196,7 @@ class Learner:
         return max(1.0, float(counts[0])), max(1.0, float(counts[1]))
 
     def _train(self, items: list[TrainItem], old: list[torch.Tensor], ref: list[torch.Tensor] | None) -> dict[str, float]:
-        cfg, grpo = self.cfg, self.grpo
+        cfg, algo = self.cfg, self.algo
         per_rank_mini = cfg.mini_batch_size // self.world_size
         if len(items) % per_rank_mini:
             raise ValueError(f"rank {self.rank} got {len(items)} items, not a multiple of {per_rank_mini}")
@@ -236,8 +236,8 @@ class Learner:
                         lm = self._lm_loss() if self.lm_stream is not None else None
                     out = grpo_loss(
                         lp.logprobs, old_lp, adv, lp.mask, ref_lp,
-                        clip_eps=grpo.clip_eps, kl_beta=grpo.kl_beta, kl_estimator=grpo.kl_estimator,
-                        kl_clamp=grpo.kl_clamp, loss_agg=grpo.loss_agg, total_tokens=total_tokens,
+                        clip_eps=algo.clip_eps, kl_beta=algo.kl_beta, kl_estimator=algo.kl_estimator,
+                        kl_clamp=algo.kl_clamp, loss_agg=algo.loss_agg, total_tokens=total_tokens,
                         total_sequences=total_seqs, max_tokens=self.max_new_tokens,
                     )
                     self.engine.backward(mix_lm_loss(out.loss * undo, lm, coef))

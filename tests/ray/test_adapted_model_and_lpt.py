@@ -34,7 +34,7 @@ def _cfg(model_path: str, text: str, coef: float) -> Config:
         "model": {"path": model_path, "dtype": "float32", "max_model_len": 256},
         "rollout": {"kv_cache_gib": 0.25, "prompts_per_iteration": 1, "group_size": 4},
         "learner": {"mini_batch_size": 4, "micro_batch_size": 2, "lr": 1e-3, "epochs": 1},
-        "grpo": {"kl_beta": 0.0},
+        "algorithm": {"kl_beta": 0.0},
         "lpt": {"coef": coef, "source": text, "block_tokens": 32, "sequences_per_micro_batch": 2},
         "sync": {"bucket_mb": 0.05, "timeout_s": 20},
     })

@@ -25,7 +25,7 @@ def _cfg(path: str, ranks: int, zero: int) -> Config:
         "rollout": {"kv_cache_gib": 0.25, "prompts_per_iteration": 1, "group_size": 4},
         "learner": {"num_ranks": ranks, "zero_stage": zero, "mini_batch_size": 4, "micro_batch_size": 2,
                     "lr": 1e-3, "num_cpus": 0.25},
-        "grpo": {"kl_beta": 0.0},
+        "algorithm": {"kl_beta": 0.0},
         "sync": {"bucket_mb": 0.05, "timeout_s": 30},
     })
 

@@ -20,7 +20,7 @@ def actors(local_ray, tiny_model_path):
         "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 256},
         "rollout": {"num_workers": 1, "kv_cache_gib": 0.25, "prompts_per_iteration": 2, "group_size": 4},
         "learner": {"mini_batch_size": 4, "micro_batch_size": 2, "lr": 5e-3, "epochs": 1},
-        "grpo": {"kl_beta": 0.1},
+        "algorithm": {"kl_beta": 0.1},
         "sync": {"bucket_mb": 0.05, "timeout_s": 20},
     })
     rollout = start_rollout_workers(cfg, tiny_model_path)[0]

@@ -94,4 +94,17 @@ def test_phase_timeouts_are_checked_and_looked_up():
     with pytest.raises(ConfigError, match=r"unknown phase\(s\) \['rewards'\]"):
         load_config(None, ["run.phase_timeouts={rewards: 5}"])
     with pytest.raises(ConfigError, match="loss_agg"):
-        load_config(None, ["grpo.loss_agg=mean"])
+        load_config(None, ["algorithm.loss_agg=mean"])
+
+
+def test_old_grpo_section_is_read_as_the_algorithm_with_a_note(tmp_path, capsys):
+    f = tmp_path / "old.yaml"
+    f.write_text("grpo:\n  kl_beta: 0.25\n  clip_eps: 0.3\n")
+    cfg = load_config(f, ["grpo.kl_estimator=k1"])
+    assert (cfg.algorithm.type, cfg.algorithm.kl_beta, cfg.algorithm.clip_eps, cfg.algorithm.kl_estimator) == (
+        "grpo", 0.25, 0.3, "k1")
+    assert "the `grpo:` section is now `algorithm: {type: grpo, ...}`" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"both `grpo:` and `algorithm:` are set"):
+        load_config(f, ["algorithm.kl_beta=0.1"])
+    with pytest.raises(ConfigError, match=r"algorithm.type"):
+        load_config(None, ["algorithm.type=dpo"])

@@ -1,0 +1,44 @@
+"""GRPO as an algorithm object: a scored batch becomes training items with group-relative
+advantages (plus MiniLLM's per-token term when the reward combiner asks for it); the
+learner's loss is the PPO-clip surrogate with an optional KL to a reference."""
+
+from __future__ import annotations
+
+import torch
+
+from rlsys.algorithms.advantages import grpo_advantages
+from rlsys.algorithms.distill import minillm_token_advantages, truncated_token_rewards
+from rlsys.config import GRPOConfig, RewardConfig
+from rlsys.types import ScoredBatch, TrainItem
+
+
+class GRPO:
+    loss = "ppo_clip"
+
+    def __init__(self, cfg: GRPOConfig, reward: RewardConfig) -> None:
+        self.cfg, self.reward = cfg, reward
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.cfg.kl_beta > 0
+
+    needs_critic = False
+
+    @property
+    def needs_teacher_tokens(self) -> bool:
+        """MiniLLM's per-token rewards compare teacher and student token by token."""
+        return self.reward.combiner == "minillm"
+
+    def train_items(self, batch: ScoredBatch) -> list[TrainItem]:
+        rewards = torch.tensor(batch.rewards, dtype=torch.float64)
+        advantages = grpo_advantages(rewards, batch.group_size, self.cfg.std_normalize).tolist()
+        token_advantages: list[list[float] | None] = [None] * len(batch.samples)
+        if self.needs_teacher_tokens:
+            if batch.teacher_logprobs is None:
+                raise ValueError("reward.combiner=minillm needs the teacher's per-token log-probs")
+            token_rewards = [truncated_token_rewards(t, s.sampling_logprobs)
+                             for t, s in zip(batch.teacher_logprobs, batch.samples)]
+            m = self.reward.minillm
+            token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
+        return [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs)
+                for s, a, ta in zip(batch.samples, advantages, token_advantages)]
