@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("teacher-start", "teacher-stop"):
             return _teacher_command(args)
         if args.command == "check-sync":
-            from rlsys.distributed.sync_check import check_sync
+            from rlsys.transport.sync_check import check_sync
 
             print(json.dumps(check_sync(args.backend, args.cuda, args.ranks, args.mb, args.bucket_mb, args.timeout_s)))
             return 0

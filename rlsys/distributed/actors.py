@@ -9,6 +9,7 @@ from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rlsys.config import Config
+from rlsys.distributed.groups import LearnerGroup, RolloutPool, TeacherPool
 from rlsys.workers.learner import Learner
 from rlsys.workers.reward import RewardWorker
 from rlsys.workers.rollout import RolloutWorker
@@ -101,3 +102,16 @@ def stop_teachers(cfg: Config) -> list[str]:
         except ValueError:
             pass
     return stopped
+
+
+def rollout_pool(cfg: Config, model_path: str) -> RolloutPool:
+    return RolloutPool(start_rollout_workers(cfg, model_path), [f"rollout-{i}" for i in range(cfg.rollout.num_workers)])
+
+
+def learner_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> LearnerGroup:
+    handles = start_learners(cfg, model_path, total_optimizer_steps)
+    return LearnerGroup(handles, [f"learner-{r}" for r in range(len(handles))])
+
+
+def teacher_pool(cfg: Config, model_path: str) -> TeacherPool:
+    return TeacherPool(start_teachers(cfg, model_path), teacher_names(cfg))

@@ -13,30 +13,42 @@ import time
 
 from rlsys.config import SyncConfig
 from rlsys.distributed.calls import RunError, wait_all
-from rlsys.distributed.weight_sync import checksums_match, pick_probes
+from rlsys.distributed.groups import ActorGroup
+from rlsys.transport.weight_sync import checksums_match, pick_probes
 
 
 def sync_timeout(cfg: SyncConfig, buckets: int) -> float:
     return cfg.timeout_s + cfg.per_bucket_timeout_s * buckets
 
 
-def push_weights(
-    learners: list, learner_names: list[str], engines: list, engine_names: list[str],
-    cfg: SyncConfig, dtype: str, version: int, engine_keys: list[str],
-) -> dict[str, float]:
+def init_weight_sync(learners: ActorGroup, engines: ActorGroup, backend: str, cfg: SyncConfig,
+                     start_timeout_s: float) -> None:
+    """One process group: learner rank 0 is rank 0 (and hosts the rendezvous), engine i is
+    rank 1 + i. Every learner rank is called (only rank 0 joins)."""
+    host, port = learners.first("sync_endpoint", what="sync endpoint", timeout_s=start_timeout_s)
+    world = 1 + len(engines)
+    refs = [lr.init_sync_group.remote(backend, host, port, world, cfg.timeout_s) for lr in learners.handles]
+    refs += [e.init_sync_group.remote(backend, host, port, 1 + i, world, cfg.timeout_s)
+             for i, e in enumerate(engines.handles)]
+    wait_all(refs, learners.names + engines.names, "joining the weight-sync group", cfg.timeout_s + 30)
+
+
+def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dtype: str, version: int,
+                 engine_keys: list[str]) -> dict[str, float]:
     """Broadcast the learner's weights as `version` to every engine and verify them there."""
-    plan = wait_all([learners[0].weight_plan.remote(cfg.bucket_mb, dtype, version)], learner_names[:1],
-                    "planning the weight sync", cfg.timeout_s)[0]
+    plan = learners.first("weight_plan", cfg.bucket_mb, dtype, version, what="planning the weight sync",
+                          timeout_s=cfg.timeout_s)
     probes = pick_probes(engine_keys, version, cfg.probes)
     plan["probes"] = sorted({part for key in probes for part in key.split("+")})
     # An engine that is busy or hung is named here, before any rank enters the collective.
-    wait_all([e.ping.remote() for e in engines], engine_names, "weight sync: engines ready", cfg.timeout_s)
+    engines.call("ping", what="weight sync: engines ready", timeout_s=cfg.timeout_s)
     started = time.perf_counter()
-    refs = [lr.broadcast_weights.remote(plan) for lr in learners] + [e.receive_weights.remote(plan) for e in engines]
-    results = wait_all(refs, learner_names + engine_names, "weight sync", sync_timeout(cfg, len(plan["buckets"])))
+    refs = [lr.broadcast_weights.remote(plan) for lr in learners.handles]
+    refs += [e.receive_weights.remote(plan) for e in engines.handles]
+    results = wait_all(refs, learners.names + engines.names, "weight sync", sync_timeout(cfg, len(plan["buckets"])))
     seconds = time.perf_counter() - started
     sent = results[0].pop("probes")
-    for name, report in zip(engine_names, results[len(learners):]):
+    for name, report in zip(engines.names, results[len(learners):]):
         verify_engine(name, report, version, sent)
     return {**results[0], "time/sync": seconds, "sync/version": float(version), "sync/probes": float(len(probes))}
 

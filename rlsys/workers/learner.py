@@ -18,7 +18,7 @@ import torch
 
 from rlsys.algorithms.losses import grpo_loss, lm_loss, mix_lm_loss
 from rlsys.config import GRPOConfig, LearnerConfig, LPTConfig
-from rlsys.distributed.weight_sync import (
+from rlsys.transport.weight_sync import (
     SyncPlan, broadcast, create_group, pack_bucket, plan_buckets, tensor_checksum, unpack_bucket,
 )
 from rlsys.models.logprobs import PackedBatch, check_logit_path, completion_logprobs, pack_sequences

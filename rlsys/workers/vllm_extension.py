@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from rlsys.distributed.weight_sync import (
+from rlsys.transport.weight_sync import (
     SyncPlan,
     bucket_bytes,
     broadcast,

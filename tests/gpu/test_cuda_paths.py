@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL refuses two ranks on one GPU")
 def test_nccl_bucketed_sync_moves_every_tensor_and_times_out_instead_of_hanging():
-    from rlsys.distributed.sync_check import check_sync
+    from rlsys.transport.sync_check import check_sync
 
     result = check_sync("nccl", ranks=2, total_mb=256, bucket_mb=64, timeout_s=10)
     assert result["bit_identical"] and result["bytes"] >= 256 * 2**20
@@ -22,7 +22,7 @@ def test_nccl_bucketed_sync_moves_every_tensor_and_times_out_instead_of_hanging(
 def test_gloo_over_cuda_tensors_syncs_ranks_that_share_one_gpu():
     """The transport `sync.backend: auto` picks when roles hold fractions of a GPU (NCCL
     refuses two ranks on one device)."""
-    from rlsys.distributed.sync_check import check_sync
+    from rlsys.transport.sync_check import check_sync
 
     result = check_sync("gloo", cuda=True, ranks=2, total_mb=128, bucket_mb=32, timeout_s=10)
     assert result["tensors_on"] == "cuda" and result["bit_identical"]  # bit for bit

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rlsys.config import Config
+from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
 from rlsys.types import TrainItem
 
@@ -115,7 +116,7 @@ def test_lpt_gradient_is_the_one_applied_and_the_resized_model_syncs(local_ray, 
     local_ray.get([mixed.init_sync_group.remote("gloo", host, port, 2, 20.0),
                    rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])
     keys = local_ray.get(rollout.weight_keys.remote())
-    push_weights([mixed], ["learner-0"], [rollout], ["rollout-0"], cfg.sync, "float32", 1, keys)
+    push_weights(ActorGroup([mixed], ["learner-0"]), ActorGroup([rollout], ["rollout-0"]), cfg.sync, "float32", 1, keys)
     engine = local_ray.get(rollout.checksums.remote())
     learner = local_ray.get(mixed.checksums.remote("float32"))
     embed = engine["model.embed_tokens.weight"]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from rlsys.config import Config
+from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
 from rlsys.observability.rank_stats import merge_rank_stats
 from rlsys.types import TrainItem
@@ -91,7 +92,8 @@ def test_zero3_two_ranks_train_like_zero2_and_sync_to_an_engine(local_ray, tiny_
                   + [rollout.init_sync_group.remote("gloo", host, port, 1, 2, 30.0)])
     keys = local_ray.get(rollout.weight_keys.remote())
     sync = cfg.sync.model_copy(update={"probes": len(keys)})  # check every tensor
-    out = push_weights(learners, ["learner-0", "learner-1"], [rollout], ["rollout-0"], sync, "float32", 1, keys)
+    out = push_weights(ActorGroup(learners, ["learner-0", "learner-1"]), ActorGroup([rollout], ["rollout-0"]), sync,
+                       "float32", 1, keys)
     assert out["sync/probes"] == len(keys)
     # Independently of the probes: the engine's tensors equal the saved (gathered) weights.
     saved = _weights(tmp_path / "model")

@@ -6,6 +6,7 @@ import torch
 
 from rlsys.config import Config
 from rlsys.controller import RunError, wait_all
+from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
 from rlsys.types import TrainItem
 
@@ -126,7 +127,8 @@ def test_sync_makes_engine_weights_equal_and_changes_greedy_outputs(actors, loca
     assert set(keys) == _expected_engine_keys(2)
     plan = local_ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, "float32", 1))
     assert len(plan["buckets"]) > 1  # bucketing exercised
-    stats = push_weights([learner], ["learner-0"], [rollout], ["rollout-0"], cfg.sync, "float32", 1, keys)
+    stats = push_weights(ActorGroup([learner], ["learner-0"]), ActorGroup([rollout], ["rollout-0"]), cfg.sync, "float32", 1,
+                         keys)
     assert stats["sync/version"] == 1 and stats["sync/probes"] == cfg.sync.probes
     assert stats["sync/bytes"] == sum(m[4] for b in plan["buckets"] for m in b)
     engine_after = local_ray.get(rollout.checksums.remote())
@@ -162,7 +164,7 @@ def test_a_busy_engine_is_named_before_the_broadcast_starts(actors, local_ray):
     rollout.generate.remote(PROMPTS * 400, [1.0] * 16, 240, 1.0, 0)  # minutes of work
     sync = cfg.sync.model_copy(update={"timeout_s": 5.0})
     with pytest.raises(RunError, match=r"weight sync: engines ready: rollout-0 did not answer within 5s"):
-        push_weights([learner], ["learner-0"], [rollout], ["rollout-0"], sync, "float32", 3, keys)
+        push_weights(ActorGroup([learner], ["learner-0"]), ActorGroup([rollout], ["rollout-0"]), sync, "float32", 3, keys)
 
 
 def test_dead_engine_is_named(actors, local_ray):

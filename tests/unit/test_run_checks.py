@@ -8,7 +8,7 @@ from rlsys.controller import check_on_policy
 from rlsys.data.sources import DataError
 from rlsys.distributed.calls import RunError
 from rlsys.distributed.weight_push import sync_timeout, verify_engine
-from rlsys.distributed.weight_sync import checksums_match, pick_probes
+from rlsys.transport.weight_sync import checksums_match, pick_probes
 from rlsys.observability.rank_stats import merge_rank_stats
 from rlsys.preparation import check_prompt_lengths
 from rlsys.types import PromptItem, Sample

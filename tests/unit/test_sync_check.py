@@ -2,7 +2,7 @@
 tensors bucket by bucket, every checksum matches, and a peer that never receives makes the
 sender raise the sync's TimeoutError instead of hanging."""
 
-from rlsys.distributed.sync_check import check_sync
+from rlsys.transport.sync_check import check_sync
 
 
 def test_gloo_check_moves_every_tensor_and_times_out_instead_of_hanging():

@@ -1,6 +1,6 @@
 import torch
 
-from rlsys.distributed.weight_sync import SyncPlan, choose_backend, pack_bucket, plan_buckets, unpack_bucket
+from rlsys.transport.weight_sync import SyncPlan, choose_backend, pack_bucket, plan_buckets, unpack_bucket
 
 
 def test_buckets_respect_the_limit_and_keep_order():

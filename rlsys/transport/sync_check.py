@@ -19,7 +19,7 @@ import time
 import torch
 import torch.multiprocessing as mp
 
-from rlsys.distributed.weight_sync import (
+from rlsys.transport.weight_sync import (
     broadcast,
     bucket_bytes,
     create_group,

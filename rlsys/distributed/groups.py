@@ -1,0 +1,80 @@
+"""Ray fan-out in one place: each group holds named actor handles of one role and owns
+how work is split among them and how their answers are gathered, so the loop calls one
+method per phase. Every call is bounded and names the actor that failed or hung."""
+
+from __future__ import annotations
+
+from rlsys.distributed.calls import wait_all
+from rlsys.observability.rank_stats import merge_rank_stats
+from rlsys.types import PromptItem, Sample, TrainItem
+
+
+class ActorGroup:
+    def __init__(self, handles: list, names: list[str]) -> None:
+        self.handles, self.names = list(handles), list(names)
+
+    def __len__(self) -> int:
+        return len(self.handles)
+
+    def call(self, method: str, *args, what: str, timeout_s: float | None) -> list:
+        """`method(*args)` on every actor; their results in order."""
+        refs = [getattr(h, method).remote(*args) for h in self.handles]
+        return wait_all(refs, self.names, what, timeout_s)
+
+    def call_each(self, method: str, args: list[tuple], what: str, timeout_s: float | None) -> list:
+        """`method(*args[i])` on actor i."""
+        refs = [getattr(h, method).remote(*a) for h, a in zip(self.handles, args, strict=True)]
+        return wait_all(refs, self.names, what, timeout_s)
+
+    def first(self, method: str, *args, what: str, timeout_s: float | None, **kwargs):
+        """`method(*args, **kwargs)` on the first actor only (rank 0, engine 0, the reward worker)."""
+        return wait_all([getattr(self.handles[0], method).remote(*args, **kwargs)], self.names[:1], what, timeout_s)[0]
+
+    def kill(self) -> None:
+        import ray
+
+        for handle in self.handles:
+            ray.kill(handle)
+
+
+class RolloutPool(ActorGroup):
+    """vLLM rollout workers: prompts split into contiguous chunks, one per engine."""
+
+    def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int, top_p: float,
+                 what: str, timeout_s: float | None) -> list[Sample]:
+        n = len(self)
+        chunks = [(i * len(items) // n, (i + 1) * len(items) // n) for i in range(n)]
+        args = [([it.prompt_ids for it in items[a:b]], temperatures, max_tokens, top_p, a) for a, b in chunks]
+        return [s for part in self.call_each("generate", args, what, timeout_s) for s in part]
+
+
+class LearnerGroup(ActorGroup):
+    """Data-parallel learner ranks: sample i goes to rank i mod K; statistics of every rank
+    are merged (summed, token-weighted or maxed as each metric needs)."""
+
+    def train(self, items: list[TrainItem], lpt_coef: float, timeout_s: float | None) -> dict[str, float]:
+        k = len(self)
+        per_rank = self.call_each("train_on_batch", [(items[r::k],) for r in range(k)], "train", timeout_s)
+        return merge_rank_stats(per_rank, lpt_coef)
+
+
+class TeacherPool(ActorGroup):
+    """Teacher services: requests cut into chunks of `request_size`, dealt round-robin; each
+    service merges concurrent chunks into its own batches."""
+
+    def score(self, requests: list, request_size: int, what: str, timeout_s: float | None) -> list[list[float]]:
+        chunks = [requests[i : i + request_size] for i in range(0, len(requests), request_size)]
+        k = len(self)
+        refs = [self.handles[i % k].score.remote(c) for i, c in enumerate(chunks)]
+        names = [self.names[i % k] for i in range(len(chunks))]
+        return [lp for part in wait_all(refs, names, what, timeout_s) for lp in part]
+
+    def stats(self, seconds: float, timeout_s: float | None) -> dict[str, float]:
+        """Throughput, batching and queue depth since the last call, over every service."""
+        per_teacher = self.call("take_stats", what="teacher", timeout_s=timeout_s)
+        total = {k: sum(s[k] for s in per_teacher) for k in per_teacher[0]}
+        return {
+            "teacher/sequences_per_s": total["teacher/sequences"] / max(seconds, 1e-9),
+            "teacher/mean_batch": total["teacher/sequences"] / max(1.0, total["teacher/batches"]),
+            "teacher/queue_depth_max": max(s["teacher/queue_depth_max"] for s in per_teacher),
+        }

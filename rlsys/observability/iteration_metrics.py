@@ -1,0 +1,55 @@
+"""One iteration's metrics row and sample log, assembled from what the phases returned,
+and the timer that measures each phase."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import torch
+
+from rlsys.types import PromptItem, Sample
+
+
+class PhaseTimer:
+    """`with timer("generation"): ...` records seconds as `time/generation`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[f"time/{phase}"] = time.perf_counter() - started
+
+
+def iteration_metrics(samples: list[Sample], rewards: list[float], parts: dict[str, list[float]],
+                      group_size: int, seconds: dict[str, float], *sections: dict[str, float]) -> dict[str, float]:
+    """Rewards (mean, spread, each part), rollout accuracy and mixed groups (the share of
+    groups with any reward signal), token counts and throughput, phase times, and the
+    given sections (training, sync, distillation statistics)."""
+    grouped = torch.tensor(rewards, dtype=torch.float64).view(-1, group_size)
+    lengths = [len(s.completion_ids) for s in samples]
+    metrics = {
+        "reward/mean": float(grouped.mean()),
+        "reward/std": float(grouped.std()) if grouped.numel() > 1 else 0.0,
+        **{f"reward/{name}": sum(v) / len(v) for name, v in parts.items()},
+        "rollout/accuracy": sum(parts.get("correctness", [0.0])) / len(samples),
+        "rollout/mixed_groups": float((grouped.amax(dim=1) > grouped.amin(dim=1)).double().mean()),
+        "rollout/tokens": float(sum(lengths)),
+        "rollout/mean_completion_tokens": sum(lengths) / len(lengths),
+        "rollout/tokens_per_s": sum(lengths) / max(seconds.get("time/generation", 0.0), 1e-9),
+    }
+    for section in sections:
+        metrics.update(section)
+    metrics.update(seconds)
+    return metrics
+
+
+def shown_samples(items: list[PromptItem], samples: list[Sample], rewards: list[float], n: int) -> list[dict]:
+    """The first `n` samples as the sample log shows them."""
+    return [{"prompt_index": s.prompt_index, "answer": items[s.prompt_index].answer, "completion": s.text,
+             "reward": r, "temperature": s.temperature} for s, r in zip(samples[:n], rewards)]
