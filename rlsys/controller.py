@@ -101,7 +101,8 @@ class Controller:
             sampled = self.generate(items, [1.0], max_tokens, "eval")
             teacher = self.teacher_scores(items, sampled, by_token=self.data.teacher_same_vocab)
             metrics.update(distill_metrics(teacher, [s.sampling_logprobs for s in sampled]))
-            self.teachers.stats(1.0, self.cfg.run.timeout("teacher"))  # keeps eval out of the next iteration's counters
+            # Reset the services' counters: eval traffic stays out of the next iteration's.
+            self.teachers.call("take_stats", what="teacher", timeout_s=self.cfg.run.timeout("teacher"))
         return metrics
 
     def sync(self) -> dict[str, float]:

@@ -339,12 +339,11 @@ class Learner:
         broadcast(self.sync_group, flat)
         return time.perf_counter() - started
 
-    def checksums(self, dtype: str, names: list[str] | None = None) -> dict[str, tuple[float, float]]:
+    def checksums(self, dtype: str) -> dict[str, tuple[float, float]]:
         """Checksums of the learner's weights cast to the engine dtype, by HF name. Every rank
         must call this under ZeRO-3 (the parameters are gathered)."""
-        named = [(n, p) for n, p in self._named_params() if names is None or n in names]
         out = {}
-        for name, param in named:
+        for name, param in self._named_params():
             with self._gathered([param]):
                 out[name] = tensor_checksum(param.detach().to(DTYPES[dtype]))
         return out
