@@ -15,6 +15,10 @@ from pydantic import Field, ValidationError, model_validator
 
 # The distillation sections live in their own module; they are part of this schema.
 from rlsys.config_distill import LPTConfig, MiniLLMConfig, Section, TeacherConfig
+from rlsys.config_algorithms import AlgorithmConfig, CriticConfig, GRPOConfig, PolicyLossConfig, PPOConfig
+
+__all__ = ["AlgorithmConfig", "Config", "ConfigError", "CriticConfig", "GRPOConfig", "LPTConfig", "LearnerConfig",
+           "MiniLLMConfig", "PPOConfig", "PolicyLossConfig", "TeacherConfig", "dump_config", "load_config"]
 
 
 TEACHER_REWARDS = ("teacher_loglik",)
@@ -110,20 +114,6 @@ class LearnerConfig(Section):
     """CPU threads per learner rank; default: every core (phases do not overlap)."""
 
 
-class GRPOConfig(Section):
-    """GRPO: group-relative advantages, PPO-clip surrogate, optional KL to a reference."""
-
-    type: Literal["grpo"] = "grpo"
-    clip_eps: float = Field(0.2, gt=0.0)
-    kl_beta: float = Field(0.1, ge=0.0)
-    kl_estimator: Literal["k1", "k3"] = "k3"
-    kl_clamp: float = Field(10.0, gt=0.0, lt=1e12)
-    """Per-token KL estimates are clamped to [-kl_clamp, kl_clamp] (gradient 0 beyond)."""
-    std_normalize: bool = True
-    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
-    """How per-token losses are averaged over a mini-batch (see rlsys.algorithms.losses)."""
-
-
 class RewardTerm(Section):
     name: str
     """A registered reward (`correctness`, `format`, `reasoning`, `brevity`) or a dotted
@@ -188,8 +178,10 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
-    algorithm: GRPOConfig = Field(default_factory=GRPOConfig)
-    """The training algorithm, chosen by `type` (today: grpo)."""
+    algorithm: AlgorithmConfig = Field(default_factory=GRPOConfig)
+    """The training algorithm, chosen by `type`: grpo or ppo (without `type`: grpo)."""
+    critic: CriticConfig = Field(default_factory=CriticConfig)
+    """PPO's critic (ignored by algorithms without one)."""
     reward: RewardConfig = Field(default_factory=RewardConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     lpt: LPTConfig = Field(default_factory=LPTConfig)
@@ -203,7 +195,12 @@ class Config(Section):
     def _migrate_grpo_section(cls, raw: Any) -> Any:
         """Configs written before `algorithm:` had a top-level `grpo:` section: it becomes
         `algorithm: {type: grpo, ...}`, with a note saying what to write instead."""
-        if not isinstance(raw, dict) or "grpo" not in raw:
+        if not isinstance(raw, dict):
+            return raw
+        algorithm = raw.get("algorithm")
+        if isinstance(algorithm, dict) and "type" not in algorithm:
+            raw = {**raw, "algorithm": {"type": "grpo", **algorithm}}
+        if "grpo" not in raw:
             return raw
         if "algorithm" in raw:
             raise ValueError("both `grpo:` and `algorithm:` are set: move the keys of `grpo:` under "
@@ -252,7 +249,8 @@ class Config(Section):
         if self.teacher.temperature != 1.0 and self.teacher.backend != "hf":
             raise ValueError("teacher.temperature other than 1 needs teacher.backend=hf "
                              "(vLLM's prompt log-probs are the raw, untempered ones)")
-        if self.rollout.group_size == 1 and self.reward.combiner != "minillm":
+        self._check_critic_batches()
+        if self.rollout.group_size == 1 and self.algorithm.type == "grpo" and self.reward.combiner != "minillm":
             raise ValueError(
                 "rollout.group_size=1: GRPO's advantage is a reward minus its group's mean, so with one "
                 "sample per prompt every advantage is 0 and nothing is learned; use group_size >= 2")
@@ -265,6 +263,26 @@ class Config(Section):
         if self.data.source in ("gsm8k_jsonl", "datasets") and not self.data.path:
             raise ValueError(f"data.path is required when data.source is {self.data.source!r}")
         return self
+
+    def _check_critic_batches(self) -> None:
+        if self.algorithm.type != "ppo":
+            return
+        critic = self.critic_learner()
+        if critic.mini_batch_size % critic.num_ranks or (critic.mini_batch_size // critic.num_ranks) % critic.micro_batch_size:
+            raise ValueError(f"critic: mini_batch_size ({critic.mini_batch_size}) must be a multiple of critic.num_ranks "
+                             f"({critic.num_ranks}) x micro_batch_size ({critic.micro_batch_size})")
+        if self.batch_size % critic.mini_batch_size:
+            raise ValueError(f"rollout.prompts_per_iteration x rollout.group_size ({self.batch_size}) must be a "
+                             f"multiple of the critic's mini_batch_size ({critic.mini_batch_size})")
+
+    def critic_learner(self) -> LearnerConfig:
+        """The critic's effective engine settings: the learner's, with the critic's own where set."""
+        c = self.critic
+        own = {"num_ranks": c.num_ranks, "num_cpus": c.num_cpus, "num_gpus": c.num_gpus, "lr": c.lr,
+               "warmup_steps": c.warmup_steps, "zero_stage": c.zero_stage, "grad_clip": c.grad_clip,
+               "torch_threads": c.torch_threads, "min_lr_ratio": 1.0}
+        own.update({k: getattr(c, k) for k in ("mini_batch_size", "micro_batch_size", "epochs") if getattr(c, k)})
+        return self.learner.model_copy(update=own)
 
     @property
     def batch_size(self) -> int:

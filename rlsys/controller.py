@@ -1,38 +1,26 @@
-"""The controller: the only place that knows the order of the steps of a run.
-
-sample -> reward -> advantages -> learn -> sync -> log -> evaluate, every iteration,
-then save. Everything that can be checked before an actor starts (config, model path,
-data, reward functions, run folder) is checked first, in `rlsys.preparation`.
+"""The controller: starts the roles of a run (rollout pool, learner and critic groups, teacher
+pool, reward worker), offers each phase as one call, and hands itself to the training mode's
+loop (`rlsys.loops`), which knows the order of the phases. Everything that can be checked
+before an actor starts (config, model paths, data, reward functions, run folder) is checked
+first, in `rlsys.preparation`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from rlsys.algorithms.registry import build_algorithm
 from rlsys.config import Config, dump_config
-from rlsys.data.samplers import PromptSampler
 from rlsys.distributed.calls import RunError, wait_all
-from rlsys.distributed.groups import ActorGroup, TeacherPool
+from rlsys.distributed.groups import ActorGroup, CriticGroup, TeacherPool
 from rlsys.distributed.weight_push import init_weight_sync, push_weights
 from rlsys.transport.weight_sync import choose_backend
 from rlsys.eval.metrics import distill_metrics, task_metrics
-from rlsys.observability.progress import ProgressDisplay
-from rlsys.observability.trackers import (
-    JsonlTracker,
-    RayMetricsTracker,
-    SampleLog,
-    TensorBoardTracker,
-    Trackers,
-    WandbTracker,
-)
+from rlsys.loops import sync_rl
 from rlsys.preparation import Prepared, check_same_vocabulary, prepare, prepare_run_dir
-from rlsys.observability.iteration_metrics import PhaseTimer, iteration_metrics, shown_samples
 from rlsys.rewards.registry import template_format_style
-from rlsys.types import PromptItem, Sample, ScoredBatch
-from rlsys.workers.rollout import group_temperatures
+from rlsys.types import PromptItem, Sample
 
 __all__ = ["Controller", "RunError", "check_same_vocabulary", "prepare", "train", "wait_all"]
 
@@ -43,10 +31,13 @@ class Controller:
         self.version = 0
         self.algorithm = build_algorithm(cfg)
         self.teachers: TeacherPool | None = None
+        self.critics: CriticGroup | None = None
 
     # ----- set-up ---------------------------------------------------------------------
     def start(self, prepared: Prepared) -> None:
-        from rlsys.distributed.actors import learner_group, rollout_pool, start_reward_worker, teacher_pool
+        from rlsys.distributed.actors import (
+            critic_group, learner_group, rollout_pool, start_reward_worker, teacher_pool,
+        )
         from rlsys.distributed.cluster import init_ray
 
         cfg, bound = self.cfg, self.cfg.run.timeout("start")
@@ -54,7 +45,13 @@ class Controller:
         init_ray(cfg.ray)
         steps_per_iter = cfg.learner.epochs * (cfg.batch_size // cfg.learner.mini_batch_size)
         self.rollout = rollout_pool(cfg, prepared.model_path)
-        self.learners = learner_group(cfg, prepared.model_path, steps_per_iter * cfg.run.iterations)
+        policy_iterations = cfg.run.iterations - (cfg.critic.warmup_iterations if self.algorithm.needs_critic else 0)
+        self.learners = learner_group(cfg, prepared.model_path, steps_per_iter * max(1, policy_iterations))
+        if self.algorithm.needs_critic:
+            critic = cfg.critic_learner()
+            critic_steps = critic.epochs * (cfg.batch_size // critic.mini_batch_size) * cfg.run.iterations
+            self.critics = critic_group(cfg, prepared.critic_path or prepared.model_path, critic_steps)
+            self.critics.call("ping", what="starting the critic", timeout_s=bound)
         self.reward = ActorGroup([start_reward_worker(cfg)], ["reward"])
         if prepared.teacher_path:
             self.teachers = teacher_pool(cfg, prepared.teacher_path)
@@ -72,7 +69,7 @@ class Controller:
 
     def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool) -> list[list[float]]:
         """Teacher log-probs of every sample, sent as many requests that the service batches."""
-        from rlsys.workers.teacher import ScoreRequest
+        from rlsys.types import ScoreRequest
 
         requests = [
             ScoreRequest(items[s.prompt_index].question, s.text, s.completion_ids if by_token else None,
@@ -82,8 +79,16 @@ class Controller:
         return self.teachers.score(requests, self.cfg.teacher.request_sequences, "teacher",
                                    self.cfg.run.timeout("teacher"))
 
+    def distill_metrics(self, teacher: list[list[float]], samples: list[Sample], seconds: float) -> dict[str, float]:
+        """How far the student is from the teacher on these samples, and the services' throughput."""
+        measured = distill_metrics(teacher, [s.sampling_logprobs for s in samples])
+        return {**{f"distill/{k}": v for k, v in measured.items()},
+                **self.teachers.stats(seconds, self.cfg.run.timeout("teacher"))}
+
     def rewards(self, items: list[PromptItem], samples: list[Sample], teacher: list[list[float]] | None):
-        fields = {"teacher_logprobs": teacher} if teacher is not None else {}
+        fields = {"questions": [items[s.prompt_index].question for s in samples]}
+        if teacher is not None:
+            fields["teacher_logprobs"] = teacher
         args = ([items[s.prompt_index].prompt for s in samples], [s.text for s in samples],
                 [items[s.prompt_index].answer for s in samples])
         return self.reward.first("score", *args, **fields, what="reward", timeout_s=self.cfg.run.timeout("reward"))
@@ -111,79 +116,28 @@ class Controller:
         self.version += 1  # only once every engine has confirmed the new weights
         return stats
 
-    def iteration(self, sampler: PromptSampler) -> tuple[dict[str, float], list[dict]]:
-        cfg, timer, distill, teacher = self.cfg, PhaseTimer(), {}, None
-        items = [self.data.train[i] for i in sampler.next(cfg.rollout.prompts_per_iteration)]
-        temps = group_temperatures(cfg.rollout.group_size, cfg.rollout.temperature, cfg.rollout.temperature_range)
-        with timer("generation"):  # a group of samples per prompt from the rollout pool
-            samples = self.generate(items, temps, cfg.rollout.max_new_tokens)
+    def policy_frozen(self, it: int) -> bool:
+        """Iteration `it` (from 1) trains only the critic (`critic.warmup_iterations`)."""
+        return self.critics is not None and it <= self.cfg.critic.warmup_iterations
+
+    def check_on_policy(self, samples: list[Sample]) -> None:
         check_on_policy(samples, self.version)
-        if self.teachers:
-            with timer("teacher"):  # the teacher's per-token log-probs of every sample
-                teacher = self.teacher_scores(items, samples, by_token=self.data.teacher_same_vocab)
-            measured = distill_metrics(teacher, [s.sampling_logprobs for s in samples])
-            distill = {f"distill/{k}": v for k, v in measured.items()}
-            distill.update(self.teachers.stats(timer.seconds["time/teacher"], cfg.run.timeout("teacher")))
-        with timer("reward"):  # rule, teacher and user rewards, then the algorithm's training items
-            rewards, parts = self.rewards(items, samples, teacher)
-            train_items = self.algorithm.train_items(ScoredBatch(samples, rewards, cfg.rollout.group_size, teacher))
-        # train: reference and old log-probs, then the optimiser steps, on every learner rank
-        stats = self.learners.train(train_items, cfg.lpt.coef, cfg.run.timeout("train"))
-        sync = self.sync()  # broadcast the new weights to every engine and verify them there
-        metrics = iteration_metrics(samples, rewards, parts, cfg.rollout.group_size, timer.seconds, distill, stats, sync)
-        return metrics, shown_samples(items, samples, rewards, 2 * cfg.rollout.group_size)
 
-    # ----- the run --------------------------------------------------------------------
-    def run(self, run_dir: Path) -> dict:
-        cfg = self.cfg
-        started = time.perf_counter()
-        sinks = [JsonlTracker(run_dir / "metrics.jsonl")]
-        if cfg.tracking.ray_metrics:
-            sinks.append(RayMetricsTracker(run_dir.name))
-        if cfg.tracking.tensorboard:
-            sinks.append(TensorBoardTracker(run_dir / "tensorboard"))
-        if cfg.tracking.wandb_project:
-            sinks.append(WandbTracker(cfg.tracking.wandb_project, run_dir, cfg.model_dump(mode="json")))
-        trackers = Trackers(sinks)
-        sample_log = SampleLog(run_dir / "samples.jsonl")
-        sampler = PromptSampler(len(self.data.train), cfg.run.seed)
-        with ProgressDisplay(cfg.run.iterations, enabled=cfg.tracking.console) as progress:
-            progress.phase("eval (before)")
-            eval_before = self.evaluate()
-            progress.note(f"held-out before: {json.dumps(eval_before)}")
-            for it in range(1, cfg.run.iterations + 1):
-                t0 = time.perf_counter()
-                metrics, shown = self.iteration(sampler)
-                sample_log.log(it, shown)
-                if cfg.run.eval_every and it % cfg.run.eval_every == 0 and it != cfg.run.iterations:
-                    metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
-                metrics["time/iteration"] = time.perf_counter() - t0
-                trackers.log(it, metrics)
-                progress.advance(metrics)
-            progress.phase("eval (after)")
-            eval_after = self.evaluate()
-            progress.note(f"held-out after: {json.dumps(eval_after)}")
-        trackers.close()
-        sample_log.close()
-        self.save_model(run_dir / "model")
-        summary = {
-            "eval_before": eval_before,
-            "eval_after": eval_after,
-            "iterations": cfg.run.iterations,
-            "wall_seconds": time.perf_counter() - started,
-            "final_weight_version": self.version,
-            "model_dir": str(run_dir / "model"),
-        }
-        write_json_atomic(run_dir / "summary.json", summary)
-        return summary
+    def save(self, run_dir: Path) -> dict[str, str]:
+        """The policy (and the critic) as HF folders in the run folder."""
+        saved = {"model_dir": str(self.save_model(self.learners, run_dir / "model"))}
+        if self.critics is not None:
+            saved["critic_dir"] = str(self.save_model(self.critics, run_dir / "critic"))
+        return saved
 
-    def save_model(self, out: Path) -> None:
+    def save_model(self, group: ActorGroup, out: Path) -> Path:
         tmp = out.with_name(out.name + ".partial")
-        self.learners.call("save", str(tmp), self.cfg.model.dtype, what="save", timeout_s=self.cfg.run.timeout("save"))
+        group.call("save", str(tmp), self.cfg.model.dtype, what="save", timeout_s=self.cfg.run.timeout("save"))
         tmp.rename(out)
+        return out
 
     def shutdown(self) -> None:
-        for group in (getattr(self, "rollout", None), getattr(self, "learners", None)):
+        for group in (getattr(self, "rollout", None), getattr(self, "learners", None), self.critics):
             if group is not None:
                 group.kill()
         if self.teachers is not None and not self.cfg.teacher.detached:
@@ -211,6 +165,8 @@ def train(cfg: Config) -> dict:
     controller = Controller(cfg)
     try:
         controller.start(prepared)
-        return controller.run(run_dir)
+        summary = sync_rl.run(controller, run_dir)
+        write_json_atomic(run_dir / "summary.json", summary)
+        return summary
     finally:
         controller.shutdown()

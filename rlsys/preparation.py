@@ -24,6 +24,8 @@ class Prepared:
     teacher_path: str | None = None
     teacher_same_vocab: bool = False
     """Teacher and student share a vocabulary: score student token ids, not re-tokenized text."""
+    critic_path: str | None = None
+    """The critic's starting point (PPO): `critic.path`, else the policy's model."""
 
 
 def prepare_run_dir(cfg: Config) -> Path:
@@ -43,7 +45,13 @@ def prepare(cfg: Config) -> Prepared:
     model_path = resolve_model(cfg.model.path)
     teacher_path = resolve_model(cfg.teacher.path) if cfg.teacher.path else None
     RewardSet(cfg.reward.terms, cfg.reward.combiner, cfg.reward.squash_temperature)
+    critic_path = None
+    if cfg.algorithm.type == "ppo":
+        critic_path = resolve_model(cfg.critic.path) if cfg.critic.path else model_path
+        check_critic_model(critic_path)
     for term in cfg.reward.terms:
+        if term.name == "reward_model":
+            check_reward_model_term(term.kwargs)
         if term.name == "language_fidelity":  # a missing dictionary fails here, not mid-run
             from rlsys.rewards.language import FAROESE_WORDLIST, load_lexicon
 
@@ -68,7 +76,36 @@ def prepare(cfg: Config) -> Prepared:
     train, evaluation = items(train_tasks), items(eval_tasks)
     check_prompt_lengths(cfg, train, "training")
     check_prompt_lengths(cfg, evaluation, "held-out")
-    return Prepared(model_path, train, evaluation, teacher_path, same_vocab)
+    return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path)
+
+
+def check_critic_model(path: str) -> None:
+    """The critic starts from a causal LM's decoder (or a critic a run saved)."""
+    from transformers import AutoConfig
+
+    try:
+        architectures = AutoConfig.from_pretrained(path).architectures or []
+    except (OSError, ValueError) as exc:
+        raise RunError(f"critic.path: cannot read a model config at {path!r} ({exc})") from None
+    if not any(a.endswith(("ForCausalLM", "ForTokenClassification")) for a in architectures):
+        raise RunError(f"critic.path: {path} is a {', '.join(architectures) or 'model of unknown architecture'}, "
+                       "not a causal LM; the critic is a causal LM's decoder with a value head: give a causal LM "
+                       "(e.g. the policy's model, the default) or a critic saved by an earlier run")
+
+
+def check_reward_model_term(kwargs: dict) -> None:
+    """A `reward_model` term names a sequence classifier with a pad token, and only known settings."""
+    import inspect
+
+    from rlsys.workers.reward_model import RewardModelScorer, check_reward_model
+
+    if "path" not in kwargs:
+        raise RunError("reward term reward_model needs kwargs.path: a sequence-classification checkpoint")
+    known = set(inspect.signature(RewardModelScorer.__init__).parameters) - {"self"} | {"num_cpus", "num_gpus"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise RunError(f"reward term reward_model: unknown kwargs {unknown}; known: {', '.join(sorted(known))}")
+    check_reward_model(kwargs["path"])
 
 
 def check_prompt_lengths(cfg: Config, items: list[PromptItem], which: str) -> None:

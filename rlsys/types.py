@@ -44,6 +44,14 @@ class TrainItem:
     """The temperature the completion was sampled at: the learner's log-probs use it too."""
     sampling_logprobs: list[float] | None = None
     """vLLM's log-probs of the completion (at `temperature`), to measure the learner's mismatch."""
+    old_logprobs: list[float] | None = None
+    """The learner's log-probs before this iteration's updates (the ratio's denominator)."""
+    ref_logprobs: list[float] | None = None
+    """The reference model's log-probs, when the algorithm keeps a KL to it."""
+    returns: list[float] | None = None
+    """Per-token value targets of the critic (PPO)."""
+    old_values: list[float] | None = None
+    """The critic's per-token values when the advantages were computed (value clipping)."""
 
 
 @dataclass
@@ -56,3 +64,22 @@ class ScoredBatch:
     group_size: int
     teacher_logprobs: list[list[float]] | None = None
     """Per-token teacher log-probs of each sample, when a teacher scored them."""
+    old_logprobs: list[list[float]] | None = None
+    """The learner's per-token log-probs of each sample before this iteration's update."""
+    ref_logprobs: list[list[float]] | None = None
+    """The reference's per-token log-probs, when the algorithm needs a reference."""
+    values: list[list[float]] | None = None
+    """The critic's per-token values, when the algorithm needs a critic."""
+
+
+@dataclass
+class ScoreRequest:
+    """One completion for the teacher to score."""
+
+    question: str
+    completion_text: str
+    completion_ids: list[int] | None = None
+    """Student token ids; only valid when teacher and student share a vocabulary."""
+    finished: bool = True
+    answer: str = ""
+    """The reference answer, for a `teacher.question_template` that shows it to the teacher."""

@@ -29,7 +29,7 @@ class GRPO:
         """MiniLLM's per-token rewards compare teacher and student token by token."""
         return self.reward.combiner == "minillm"
 
-    def train_items(self, batch: ScoredBatch) -> list[TrainItem]:
+    def train_items(self, batch: ScoredBatch) -> tuple[list[TrainItem], dict[str, float]]:
         rewards = torch.tensor(batch.rewards, dtype=torch.float64)
         advantages = grpo_advantages(rewards, batch.group_size, self.cfg.std_normalize).tolist()
         token_advantages: list[list[float] | None] = [None] * len(batch.samples)
@@ -40,5 +40,7 @@ class GRPO:
                              for t, s in zip(batch.teacher_logprobs, batch.samples)]
             m = self.reward.minillm
             token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
-        return [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs)
-                for s, a, ta in zip(batch.samples, advantages, token_advantages)]
+        old = batch.old_logprobs or [None] * len(batch.samples)
+        ref = batch.ref_logprobs or [None] * len(batch.samples)
+        return [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs, o, r)
+                for s, a, ta, o, r in zip(batch.samples, advantages, token_advantages, old, ref)], {}

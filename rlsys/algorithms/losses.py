@@ -33,6 +33,8 @@ class PolicyLossOutput:
     """Mean per-token KL estimate to the reference (0 when no reference is given)."""
     ratio_mean: torch.Tensor
     n_tokens: int
+    approx_kl: torch.Tensor | float = 0.0
+    """Mean per-token KL(pi_old || pi) estimate, (r - 1) - log r: how far this step moved the policy."""
 
 
 def masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -104,8 +106,13 @@ def grpo_loss(
         was_clipped = (unclipped > clipped).to(logp.dtype)
         clip_fraction = masked_sum(was_clipped, mask) / n_tokens
         ratio_mean = masked_sum(ratio, mask) / n_tokens
+        approx_kl = masked_sum((ratio - 1.0) - (logp - old_logp), mask) / n_tokens
     return PolicyLossOutput(loss=loss, clip_fraction=clip_fraction, kl=kl_mean, ratio_mean=ratio_mean,
-                            n_tokens=int(mask.sum()))
+                            n_tokens=int(mask.sum()), approx_kl=approx_kl)
+
+
+LOSSES = {"ppo_clip": grpo_loss}
+"""Policy losses by the name an algorithm gives (`Algorithm.loss`)."""
 
 
 def lm_loss(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

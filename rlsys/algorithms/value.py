@@ -16,17 +16,21 @@ class ValueLossOutput:
 
 
 def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-                       mask: torch.Tensor, clip: float | None = 0.2) -> ValueLossOutput:
+                       mask: torch.Tensor, clip: float | None = 0.2, total_tokens: float | None = None
+                       ) -> ValueLossOutput:
     """PPO's value loss; V_clipped = V_old + clamp(V - V_old, -clip, clip) keeps one update
-    from moving a value far from the one the advantages were computed with."""
+    from moving a value far from the one the advantages were computed with. The sum is
+    divided by `total_tokens` (the global mini-batch's, for a micro-batch's share) or by this
+    batch's real tokens."""
     m = mask.to(values.dtype)
     n = m.sum().clamp(min=1.0)
+    denominator = total_tokens if total_tokens is not None else n
     unclipped = (values - returns) ** 2
     if clip is None:
-        return ValueLossOutput(0.5 * (unclipped * m).sum() / n, torch.zeros((), dtype=values.dtype))
+        return ValueLossOutput(0.5 * (unclipped * m).sum() / denominator, torch.zeros((), dtype=values.dtype))
     clipped_values = old_values + torch.clamp(values - old_values, -clip, clip)
     clipped = (clipped_values - returns) ** 2
-    loss = 0.5 * (torch.maximum(unclipped, clipped) * m).sum() / n
+    loss = 0.5 * (torch.maximum(unclipped, clipped) * m).sum() / denominator
     with torch.no_grad():
         fraction = ((clipped > unclipped).to(values.dtype) * m).sum() / n
     return ValueLossOutput(loss, fraction)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import socket
-
 import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rlsys.config import Config
-from rlsys.distributed.groups import LearnerGroup, RolloutPool, TeacherPool
+from rlsys.algorithms.registry import build_algorithm, policy_loss_kwargs
+from rlsys.config import Config, LearnerConfig
+from rlsys.distributed.groups import CriticGroup, LearnerGroup, RolloutPool, TeacherPool
+from rlsys.transport.ports import free_port
+from rlsys.workers.critic import Critic
 from rlsys.workers.learner import Learner
 from rlsys.workers.reward import RewardWorker
+from rlsys.workers.reward_model import RewardModelScorer
 from rlsys.workers.rollout import RolloutWorker
 from rlsys.workers.teacher import TeacherService
 
 
 def _free_endpoint() -> tuple[str, int]:
     host = ray.util.get_node_ip_address()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return host, s.getsockname()[1]
+    return host, free_port(host)
 
 
 def start_rollout_workers(cfg: Config, model_path: str) -> list:
@@ -39,9 +39,9 @@ def start_rollout_workers(cfg: Config, model_path: str) -> list:
     ]
 
 
-def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:
-    """K learner ranks packed into one placement group; rank 0's node hosts the rendezvous."""
-    lc = cfg.learner
+def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple) -> list:
+    """`lc.num_ranks` actors of `cls` packed into one placement group; rank 0's node hosts the
+    rendezvous. Each is built as `cls(*before, rank, world_size, host, port, *after)`."""
     bundle = {"CPU": lc.num_cpus} | ({"GPU": lc.num_gpus} if lc.num_gpus else {})
     group = placement_group([bundle] * lc.num_ranks, strategy="PACK")
     ray.get(group.ready())
@@ -50,22 +50,59 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> 
         .options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
         .remote()
     )
-    remote = ray.remote(max_restarts=0)(Learner)
+    remote = ray.remote(max_restarts=0)(cls)
     return [
         remote.options(
-            num_cpus=lc.num_cpus,
-            num_gpus=lc.num_gpus,
+            num_cpus=lc.num_cpus, num_gpus=lc.num_gpus,
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
-        ).remote(
-            model_path, lc, cfg.algorithm, cfg.model.dtype, rank, lc.num_ranks, host, port,
-            total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens,
-        )
+        ).remote(*before, rank, lc.num_ranks, host, port, *after)
         for rank in range(lc.num_ranks)
     ]
 
 
+def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:
+    algorithm = build_algorithm(cfg)
+    return _ranks(Learner, cfg.learner,
+                  (model_path, cfg.learner, algorithm.loss, policy_loss_kwargs(cfg), algorithm.needs_reference,
+                   cfg.model.dtype),
+                  (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens))
+
+
+def start_critics(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:
+    """The critic's ranks, from `critic.path` or else the policy's model."""
+    lc = cfg.critic_learner()
+    return _ranks(Critic, lc, (model_path, lc, cfg.critic.value_clip, cfg.model.dtype),
+                  (total_optimizer_steps, cfg.run.seed))
+
+
+class RemoteRewardModel:
+    """A reward-model actor as a reward function (what the reward worker calls)."""
+
+    def __init__(self, handle, timeout_s: float | None) -> None:
+        self.handle, self.timeout_s = handle, timeout_s
+
+    def __call__(self, prompts, completions, answers, questions=None, **_) -> list[float]:
+        from rlsys.distributed.calls import wait_all
+
+        ref = self.handle.score.remote(questions if questions is not None else prompts, completions)
+        return wait_all([ref], ["reward_model"], "reward model", self.timeout_s)[0]
+
+
+def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
+    """One actor per reward-model term; its kwargs `num_cpus`/`num_gpus` place it."""
+    out = {}
+    for term in cfg.reward.terms:
+        if term.name == "reward_model":
+            kwargs = dict(term.kwargs)
+            options = {"num_cpus": kwargs.pop("num_cpus", 1), "num_gpus": kwargs.pop("num_gpus", 0), "max_restarts": 0}
+            handle = ray.remote(RewardModelScorer).options(**options).remote(**kwargs)
+            out[term.name] = RemoteRewardModel(handle, cfg.run.timeout("reward"))
+    return out
+
+
 def start_reward_worker(cfg: Config):
-    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(cfg.reward, cfg.data.template)
+    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(
+        cfg.reward, cfg.data.template, start_reward_models(cfg))
 
 
 def teacher_names(cfg: Config) -> list[str]:
@@ -111,6 +148,11 @@ def rollout_pool(cfg: Config, model_path: str) -> RolloutPool:
 def learner_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> LearnerGroup:
     handles = start_learners(cfg, model_path, total_optimizer_steps)
     return LearnerGroup(handles, [f"learner-{r}" for r in range(len(handles))])
+
+
+def critic_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> CriticGroup:
+    handles = start_critics(cfg, model_path, total_optimizer_steps)
+    return CriticGroup(handles, [f"critic-{r}" for r in range(len(handles))])
 
 
 def teacher_pool(cfg: Config, model_path: str) -> TeacherPool:

@@ -26,6 +26,11 @@ class ActorGroup:
         refs = [getattr(h, method).remote(*a) for h, a in zip(self.handles, args, strict=True)]
         return wait_all(refs, self.names, what, timeout_s)
 
+    def sharded(self, method: str, items: list, *args, what: str, timeout_s: float | None) -> list:
+        """`method(items[r::k], *args)` on actor r of k: each actor's result, in rank order."""
+        k = len(self)
+        return self.call_each(method, [(items[r::k], *args) for r in range(k)], what, timeout_s)
+
     def first(self, method: str, *args, what: str, timeout_s: float | None, **kwargs):
         """`method(*args, **kwargs)` on the first actor only (rank 0, engine 0, the reward worker)."""
         return wait_all([getattr(self.handles[0], method).remote(*args, **kwargs)], self.names[:1], what, timeout_s)[0]
@@ -48,14 +53,38 @@ class RolloutPool(ActorGroup):
         return [s for part in self.call_each("generate", args, what, timeout_s) for s in part]
 
 
+def interleave(per_rank: list[list]) -> list:
+    """Undo `items[r::k]` sharding: element i came from rank i mod k."""
+    k, out = len(per_rank), []
+    for i in range(sum(len(p) for p in per_rank)):
+        out.append(per_rank[i % k][i // k])
+    return out
+
+
 class LearnerGroup(ActorGroup):
     """Data-parallel learner ranks: sample i goes to rank i mod K; statistics of every rank
     are merged (summed, token-weighted or maxed as each metric needs)."""
 
+    def score(self, samples: list, reference: bool, timeout_s: float | None
+              ) -> tuple[list[list[float]], list[list[float]] | None, dict[str, float]]:
+        """Old-policy and (when `reference`) reference log-probs of every sample, in order."""
+        per_rank = self.sharded("score", samples, reference, what="log-probs", timeout_s=timeout_s)
+        ref = interleave([p["ref"] for p in per_rank]) if reference else None
+        return interleave([p["old"] for p in per_rank]), ref, merge_rank_stats([p["stats"] for p in per_rank])
+
     def train(self, items: list[TrainItem], lpt_coef: float, timeout_s: float | None) -> dict[str, float]:
-        k = len(self)
-        per_rank = self.call_each("train_on_batch", [(items[r::k],) for r in range(k)], "train", timeout_s)
+        per_rank = self.sharded("train_on_batch", items, what="train", timeout_s=timeout_s)
         return merge_rank_stats(per_rank, lpt_coef)
+
+
+class CriticGroup(ActorGroup):
+    """Data-parallel critic ranks, sharded as the learner's."""
+
+    def values(self, samples: list, timeout_s: float | None) -> list[list[float]]:
+        return interleave(self.sharded("values", samples, what="critic values", timeout_s=timeout_s))
+
+    def train(self, items: list[TrainItem], timeout_s: float | None) -> dict[str, float]:
+        return merge_rank_stats(self.sharded("train_on_batch", items, what="critic train", timeout_s=timeout_s))
 
 
 class TeacherPool(ActorGroup):

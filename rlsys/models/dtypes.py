@@ -34,3 +34,13 @@ def resolve_dtype(requested: str, on_gpu: bool, key: str, fast_cpu_bf16: bool | 
         print(f"rlsys: warning: {key}=bfloat16 on a CPU without AVX-512: vLLM falls back to very slow "
               f"matmuls; set {key}=auto or float32", file=sys.stderr)
     return requested
+
+
+def torch_dtype(name: str):
+    """The torch dtype of a config dtype name (`bfloat16`, `float32`, `float16`)."""
+    import torch
+
+    dtypes = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+    if name not in dtypes:
+        raise ValueError(f"unknown dtype {name!r}; use one of {', '.join(dtypes)} (or auto in the config)")
+    return dtypes[name]

@@ -8,8 +8,10 @@ learning rate, the L_PT loss) are averaged.
 
 from __future__ import annotations
 
-SUMMED = ("train/policy_loss", "train/tokens", "train/mismatch_tokens")
+SUMMED = ("train/policy_loss", "train/tokens", "train/mismatch_tokens", "critic/value_loss", "critic/tokens")
 WEIGHTS = {
+    "train/approx_kl": "train/tokens",
+    "critic/value_clip_fraction": "critic/tokens",
     "train/clip_fraction": "train/tokens",
     "train/kl": "train/tokens",
     "train/ratio": "train/tokens",

@@ -102,3 +102,15 @@ class Trackers:
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
+
+
+def open_trackers(cfg, run_dir: Path) -> Trackers:
+    """The sinks `cfg.tracking` asks for: JSONL always, Ray gauges, TensorBoard, W&B."""
+    sinks = [JsonlTracker(run_dir / "metrics.jsonl")]
+    if cfg.tracking.ray_metrics:
+        sinks.append(RayMetricsTracker(run_dir.name))
+    if cfg.tracking.tensorboard:
+        sinks.append(TensorBoardTracker(run_dir / "tensorboard"))
+    if cfg.tracking.wandb_project:
+        sinks.append(WandbTracker(cfg.tracking.wandb_project, run_dir, cfg.model_dump(mode="json")))
+    return Trackers(sinks)

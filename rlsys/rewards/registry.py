@@ -30,10 +30,22 @@ class RewardError(ValueError):
     pass
 
 
+MODEL_REWARDS = ("reward_model",)
+"""Rewards computed by a model in its own actor; their kwargs configure the actor."""
+
+
+def _needs_actor(name: str) -> RewardFn:
+    def missing(*_, **__) -> list[float]:
+        raise RewardError(f"reward {name!r} runs in its own actor, and none was given to this reward set")
+    return missing
+
+
 def load_reward(name: str) -> RewardFn:
     """A registered name, or `package.module:function` / `package.module.function`."""
     if name in REWARDS:
         return REWARDS[name]
+    if name in MODEL_REWARDS:
+        return _needs_actor(name)
     module_name, sep, attr = name.partition(":")
     if not sep:
         module_name, _, attr = name.rpartition(".")
@@ -58,14 +70,17 @@ class RewardSet:
     """The configured terms; `score` returns the weighted total and each term's values."""
 
     def __init__(self, terms: list[RewardTerm], combiner: str = "linear", squash_temperature: float = 1.0,
-                 template: str | None = None) -> None:
-        """`template` (data.template) sets the `format` reward's style unless its kwargs do."""
+                 template: str | None = None, scorers: dict[str, RewardFn] | None = None) -> None:
+        """`template` (data.template) sets the `format` reward's style unless its kwargs do.
+        `scorers` holds the callables of model rewards (`reward_model`), started elsewhere."""
         if not terms:
             raise RewardError("reward.terms is empty: configure at least one reward")
         names = [t.name for t in terms]
         if len(set(names)) != len(names):
             raise RewardError(f"reward.terms names a reward twice: {names}")
-        self.terms = [(t.name, t.weight, _with_style(t, template), load_reward(t.name)) for t in terms]
+        scorers = scorers or {}
+        self.terms = [(t.name, t.weight, {} if t.name in MODEL_REWARDS else _with_style(t, template),
+                       scorers.get(t.name) or load_reward(t.name)) for t in terms]
         self.combiner, self.squash_temperature = combiner, squash_temperature
 
     def score(self, prompts: list[str], completions: list[str], answers: list[str], **fields) -> tuple[list[float], dict[str, list[float]]]:

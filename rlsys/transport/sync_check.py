@@ -11,13 +11,13 @@ that NCCL works there and what bandwidth it gives.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import time
 
 import torch
 import torch.multiprocessing as mp
+
+from rlsys.transport.ports import free_port
 
 from rlsys.transport.weight_sync import (
     broadcast,
@@ -109,9 +109,7 @@ def check_sync(backend: str = "gloo", cuda: bool = False, ranks: int = 2, total_
     if backend == "nccl" and ranks > torch.cuda.device_count():
         raise RuntimeError(f"check-sync: NCCL needs one GPU per rank ({ranks} ranks, {torch.cuda.device_count()} GPUs); "
                            "on one GPU use --backend gloo --cuda")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         out = manager.dict()

@@ -23,21 +23,11 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from rlsys.config import TeacherConfig
 from rlsys.data.templates import render_prompt
-
-
-@dataclass
-class ScoreRequest:
-    question: str
-    completion_text: str
-    completion_ids: list[int] | None = None
-    """Student token ids; only valid when teacher and student share a vocabulary."""
-    finished: bool = True
-    answer: str = ""
-    """The reference answer, for a `teacher.question_template` that shows it to the teacher."""
+from rlsys.models.dtypes import torch_dtype
+from rlsys.types import ScoreRequest
 
 
 class Batcher:
@@ -146,7 +136,7 @@ class HfScorer:
         from transformers import AutoModelForCausalLM
 
         self.torch = torch
-        dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}[cfg.dtype]
+        dtype = torch_dtype(cfg.dtype)
         kwargs = {"device_map": cfg.device_map} if cfg.device_map else {}
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs).eval()
         from rlsys.models.logprobs import check_logit_path

@@ -45,13 +45,14 @@ def test_learner_logprobs_match_vllm_at_the_sampling_temperature(actors, local_r
     samples = local_ray.get(rollout.generate.remote(PROMPTS, [0.7] * 4, 16, 1.0, 0))
     items = [TrainItem(s.prompt_ids, s.completion_ids, 0.0, temperature=s.temperature) for s in samples]
     for reference in (False, True):  # the policy (untrained yet) and the frozen reference
-        learner_lp = local_ray.get(learner.logprobs.remote(items, reference))
+        learner_lp = [torch.tensor(lp) for lp in local_ray.get(learner.logprobs.remote(items, reference))]
         for s, lp in zip(samples, learner_lp):
             assert s.temperature == 0.7 and len(s.sampling_logprobs) == lp.numel() > 0
             assert torch.allclose(torch.tensor(s.sampling_logprobs), lp, atol=1e-3), (s.sampling_logprobs, lp)
     # At T=1 the same tokens score differently: the temperature is really applied.
     at_one = local_ray.get(learner.logprobs.remote([TrainItem(s.prompt_ids, s.completion_ids, 0.0) for s in samples]))
-    assert max(float((torch.tensor(s.sampling_logprobs) - lp).abs().max()) for s, lp in zip(samples, at_one)) > 0.01
+    assert max(float((torch.tensor(s.sampling_logprobs) - torch.tensor(lp)).abs().max())
+               for s, lp in zip(samples, at_one)) > 0.01
 
 
 def test_rollout_generates_groups_with_logprobs_and_version(actors, local_ray):
@@ -84,8 +85,8 @@ def test_learner_step_moves_the_loss_and_the_logprobs(actors, local_ray):
     assert stats[-1]["train/policy_loss"] != pytest.approx(stats[0]["train/policy_loss"], abs=1e-3)
     assert stats[-1]["train/kl"] > 0  # moved away from the frozen reference
     # positive advantage -> more likely; negative -> less likely
-    assert after[0].sum() > before[0].sum() and after[2].sum() > before[2].sum()
-    assert after[1].sum() < before[1].sum() and after[3].sum() < before[3].sum()
+    assert sum(after[0]) > sum(before[0]) and sum(after[2]) > sum(before[2])
+    assert sum(after[1]) < sum(before[1]) and sum(after[3]) < sum(before[3])
 
 
 def _greedy(local_ray, rollout):

@@ -15,7 +15,7 @@ def test_grpo_items_carry_group_advantages_temperature_and_vllm_logprobs():
     algo = build_algorithm(load_config(None, ["rollout.group_size=2", "algorithm.kl_beta=0"]))
     assert isinstance(algo, ALGORITHMS["grpo"]) and not algo.needs_reference and not algo.needs_critic
     samples = [_sample(i, 2 + i) for i in range(4)]
-    items = algo.train_items(ScoredBatch(samples, [1.0, 0.0, 1.6, 1.6], group_size=2))
+    items, _ = algo.train_items(ScoredBatch(samples, [1.0, 0.0, 1.6, 1.6], group_size=2))
     # group 1: mean 0.5, unbiased std sqrt(0.5): +-0.5 / 0.7071; group 2: all equal -> 0
     assert [it.advantage for it in items] == pytest.approx([0.5 / (0.5 ** 0.5 + 1e-6), -0.5 / (0.5 ** 0.5 + 1e-6), 0.0, 0.0], rel=1e-12)
     assert items[2].advantage == 0.0 and items[3].advantage == 0.0
@@ -28,7 +28,7 @@ def test_grpo_with_minillm_adds_whitened_per_token_rewards():
     algo = build_algorithm(cfg)
     samples = [_sample(0, 2), _sample(1, 1)]
     # per-token rewards log p_T - log p_S: [0.5, -1.5] and [-0.5]; mean -0.5, population std sqrt(2/3)
-    items = algo.train_items(ScoredBatch(samples, [1.0, 0.0], 2, teacher_logprobs=[[0.0, -2.0], [-1.0]]))
+    items, _ = algo.train_items(ScoredBatch(samples, [1.0, 0.0], 2, teacher_logprobs=[[0.0, -2.0], [-1.0]]))
     a = 0.5 / (0.5 ** 0.5 + 1e-6)  # GRPO divides by std + eps
     w = 1 / (2 / 3) ** 0.5
     assert items[0].token_advantages == pytest.approx([a + w, a - w], rel=1e-6)

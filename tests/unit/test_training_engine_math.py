@@ -1,6 +1,6 @@
 import pytest
 
-from rlsys.workers.learner import cosine_with_warmup, micro_batches
+from rlsys.training.engine import cosine_with_warmup, micro_batches
 from rlsys.workers.rollout import group_temperatures
 
 

@@ -1,0 +1,72 @@
+"""Config sections of the training algorithms (`algorithm: {type: ...}`) and of PPO's critic.
+Part of the one schema; `rlsys.config` imports and re-exports them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from rlsys.config_distill import Section
+
+
+class PolicyLossConfig(Section):
+    """The PPO-clip surrogate every policy-gradient algorithm here trains with."""
+
+    clip_eps: float = Field(0.2, gt=0.0)
+    kl_beta: float = Field(0.1, ge=0.0)
+    """Weight of the per-token KL to the reference in the loss (0: no reference model)."""
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    kl_clamp: float = Field(10.0, gt=0.0, lt=1e12)
+    """Per-token KL estimates are clamped to [-kl_clamp, kl_clamp] (gradient 0 beyond)."""
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    """How per-token losses are averaged over a mini-batch (see rlsys.algorithms.losses)."""
+
+
+class GRPOConfig(PolicyLossConfig):
+    """GRPO: group-relative advantages, PPO-clip surrogate, optional KL to a reference."""
+
+    type: Literal["grpo"] = "grpo"
+    std_normalize: bool = True
+
+
+class PPOConfig(PolicyLossConfig):
+    """PPO with a critic: the sequence reward on the last completion token, GAE over the
+    completion, whitened advantages, an optional per-token KL penalty in the reward."""
+
+    type: Literal["ppo"] = "ppo"
+    kl_beta: float = Field(0.0, ge=0.0)
+    gamma: float = Field(1.0, ge=0.0, le=1.0)
+    """Discount per completion token (1: the reward counts the same for every token)."""
+    lam: float = Field(0.95, ge=0.0, le=1.0)
+    """GAE's lambda: 1 gives Monte-Carlo returns minus the value, 0 the one-step TD error."""
+    kl_in_reward: float = Field(0.0, ge=0.0)
+    """Coefficient of the per-token penalty -(log pi - log ref) added to the reward (needs a reference)."""
+    whiten_advantages: bool = True
+
+
+AlgorithmConfig = Annotated[GRPOConfig | PPOConfig, Field(discriminator="type")]
+
+
+class CriticConfig(Section):
+    """PPO's critic: its own Ray actor group and DeepSpeed engine. Unset batch settings take
+    the learner's."""
+
+    path: str | None = None
+    """A causal LM (or a critic saved by a run) to start from; None: the policy's model."""
+    num_ranks: int = Field(1, ge=1)
+    num_cpus: float = Field(0.5, ge=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+    lr: float = Field(5e-5, gt=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    """Learning-rate warmup in optimiser steps."""
+    warmup_iterations: int = Field(0, ge=0)
+    """The first N iterations train only the critic (the policy and the engines' weights stay)."""
+    value_clip: float | None = Field(0.2, gt=0.0)
+    """Values move at most this far from those the advantages used (None: no clipping)."""
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    grad_clip: float = Field(1.0, gt=0.0)
+    mini_batch_size: int | None = Field(None, ge=1)
+    micro_batch_size: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1)
+    torch_threads: int | None = None

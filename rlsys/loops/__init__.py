@@ -1,0 +1,1 @@
+"""One loop per training mode; each reads as a list of phase calls on the controller."""

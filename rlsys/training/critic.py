@@ -1,0 +1,115 @@
+"""The critic's model and passes: a causal LM's decoder with a one-output head per token
+(`AutoModelForTokenClassification` with one label, so it saves and loads as a HF folder),
+its per-token values of completions, and mini-batch updates of the clipped value loss.
+
+The value of completion token t is read at the position that predicts it (the state before
+the token is generated), the same alignment as the policy's log-probs.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from rlsys.algorithms.value import clipped_value_loss
+from rlsys.models.logprobs import PackedBatch
+from rlsys.algorithms.padding import pad_rows
+from rlsys.training.engine import TrainingEngine, micro_batches
+from rlsys.training.policy import pack, sequence_lengths
+from rlsys.types import TrainItem
+
+
+def load_value_model(path: str) -> torch.nn.Module:
+    """A value model from a causal LM (a new head, initialised to 0 so every value starts at
+    0) or from a critic saved by a run (its head kept)."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    config = AutoConfig.from_pretrained(path)
+    saved_critic = any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=1, classifier_dropout=0.0, dtype=torch.float32)
+    head = value_head(model)
+    if not saved_critic:
+        with torch.no_grad():
+            for p in head.parameters():
+                p.zero_()
+    return model
+
+
+def value_head(model: torch.nn.Module) -> torch.nn.Module:
+    for name in ("score", "classifier"):
+        if isinstance(getattr(model, name, None), torch.nn.Module):
+            return getattr(model, name)
+    raise ValueError(f"{type(model).__name__} has no token-classification head (`score` or `classifier`)")
+
+
+def token_values(model: torch.nn.Module, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, Tc] values of the completion tokens (0 beyond each completion) and their mask."""
+    device = next(model.parameters()).device
+    out = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits[..., 0]
+    mask = batch.completion_mask.to(device)
+    offsets = torch.arange(mask.shape[1], device=device)[None, :]
+    # Position p + t - 1 is the state before completion token t; clamp keeps padding in range.
+    pos = (batch.prompt_lens.to(device)[:, None] + offsets - 1).clamp(max=out.shape[1] - 1)
+    values = out.gather(1, pos).float()
+    return values * mask, mask
+
+
+class ValueStep:
+    """Per-token values, and `epochs` passes of mini-batch updates of the clipped value loss
+    (token mean over each global mini-batch)."""
+
+    def __init__(self, engine: TrainingEngine, pad_id: int, rank: int, seed: int, value_clip: float | None) -> None:
+        self.engine, self.pad_id, self.rank, self.seed, self.value_clip = engine, pad_id, rank, seed, value_clip
+        self.steps = 0
+
+    @torch.no_grad()
+    def values(self, items: list) -> list[list[float]]:
+        model, eng = self.engine.module, self.engine
+        model.eval()
+        out: list[list[float]] = [[] for _ in items]
+        try:
+            for idx in micro_batches(list(range(len(items))), sequence_lengths(items), eng.cfg.micro_batch_size):
+                with eng.autocast():
+                    values, _ = token_values(model, pack(items, idx, self.pad_id))
+                for row, i in enumerate(idx):
+                    out[i] = values[row, : len(items[i].completion_ids)].float().cpu().tolist()
+        finally:
+            model.train()
+        return out
+
+    def train(self, items: list[TrainItem]) -> dict[str, float]:
+        eng, cfg = self.engine, self.engine.cfg
+        per_rank_mini = cfg.mini_batch_size // eng.world_size
+        if len(items) % per_rank_mini:
+            raise ValueError(f"critic rank {self.rank} got {len(items)} items, not a multiple of {per_rank_mini}")
+        lengths = sequence_lengths(items)
+        rng = random.Random(self.seed * 7919 + self.steps)
+        losses, tokens, clipped = [], 0.0, 0.0
+        for _ in range(cfg.epochs):
+            order = list(range(len(items)))
+            rng.shuffle(order)
+            for start in range(0, len(order), per_rank_mini):
+                mini = order[start : start + per_rank_mini]
+                total_tokens = max(1.0, eng.global_sum([float(sum(len(items[i].completion_ids) for i in mini))])[0])
+                micros = micro_batches(mini, lengths, cfg.micro_batch_size)
+                undo = float(len(micros) * eng.world_size)  # as in the policy step
+                mini_loss = 0.0
+                for idx in micros:
+                    batch = pack(items, idx, self.pad_id)
+                    width = int(batch.completion_lens.max())
+                    returns = pad_rows([items[i].returns for i in idx], width).to(eng.device)
+                    old = pad_rows([items[i].old_values for i in idx], width).to(eng.device)
+                    with eng.autocast():
+                        values, mask = token_values(eng.module, batch)
+                    out = clipped_value_loss(values, old, returns, mask, self.value_clip, total_tokens=total_tokens)
+                    eng.backward_and_step(out.loss * undo)
+                    mini_loss += float(out.loss.detach())
+                    n = float(mask.sum())
+                    tokens += n
+                    clipped += float(out.clip_fraction) * n
+                losses.append(mini_loss)
+                self.steps += 1
+        return {"critic/value_loss": sum(losses) / len(losses), "critic/value_clip_fraction": clipped / max(tokens, 1.0),
+                "critic/tokens": tokens, "critic/lr": eng.lr(), "critic/optimizer_steps": float(self.steps)}

@@ -1,0 +1,151 @@
+"""The training engine of one data-parallel rank: process group, DeepSpeed engine with its
+optimiser and learning-rate schedule, mixed precision, ZeRO-3 gathering, saving, and the
+frozen reference. The policy learner and the critic each own one.
+
+On the CPU, DeepSpeed runs over gloo with fp32 master weights and bf16 autocast for the
+passes; on GPUs over NCCL with DeepSpeed's bf16 mode.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import nullcontext
+
+import torch
+
+
+from rlsys.config import LearnerConfig
+from rlsys.models.dtypes import torch_dtype
+
+
+def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """LR multiplier: linear warmup to 1, then cosine decay to `min_ratio` at `total`."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def micro_batches(indices: list[int], lengths: list[int], size: int) -> list[list[int]]:
+    """Split `indices` into chunks of `size`, sorted by length so padding stays small."""
+    ordered = sorted(indices, key=lambda i: lengths[i])
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def init_process(rank: int, world_size: int, master_addr: str, master_port: int, cuda: bool,
+                 torch_threads: int | None, seed: int) -> torch.device:
+    """Join this role's process group (gloo on the CPU, NCCL on GPUs); returns the device."""
+    import deepspeed
+
+    if not cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK="0")
+    torch.set_num_threads(torch_threads or os.cpu_count() or 1)
+    torch.manual_seed(seed)
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
+    return torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+
+
+class TrainingEngine:
+    """A model wrapped by DeepSpeed: AdamW, cosine schedule with warmup, gradient clipping,
+    ZeRO stage and accumulation from `cfg`, `world_size` ranks sharing each mini-batch."""
+
+    def __init__(self, model: torch.nn.Module, cfg: LearnerConfig, world_size: int, dtype: str,
+                 total_optimizer_steps: int, device: torch.device) -> None:
+        import deepspeed
+
+        self.cfg, self.world_size, self.device = cfg, world_size, device
+        self.dtype = torch_dtype(dtype)
+        cuda = device.type == "cuda"
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        per_rank = cfg.mini_batch_size // world_size
+        ds_config = {
+            "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+            "gradient_accumulation_steps": per_rank // cfg.micro_batch_size,
+            "gradient_clipping": cfg.grad_clip,
+            "zero_optimization": {"stage": cfg.zero_stage},
+            "optimizer": {"type": "AdamW",
+                          "params": {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "torch_adam": True}},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 10**9,
+            "wall_clock_breakdown": False,
+        }
+        # On GPUs DeepSpeed's bf16 mode keeps bf16 weights; on the CPU fp32 master
+        # weights with bf16 autocast are what ran fastest and stably.
+        self.autocast_dtype = None
+        if self.dtype != torch.float32:
+            if cuda:
+                ds_config["bf16" if self.dtype == torch.bfloat16 else "fp16"] = {"enabled": True}
+            else:
+                self.autocast_dtype = self.dtype
+        total = max(1, total_optimizer_steps)
+
+        def scheduler(optimizer):
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda s: cosine_with_warmup(s, total, cfg.warmup_steps, cfg.min_lr_ratio))
+
+        model.train()
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+            config=ds_config, lr_scheduler=scheduler)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.engine.module
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def backward_and_step(self, loss: torch.Tensor) -> None:
+        """One micro-batch; DeepSpeed steps the optimiser at the end of each accumulation."""
+        self.engine.backward(loss)
+        self.engine.step()
+
+    def grad_norm(self) -> float | None:
+        norm = self.engine.get_global_grad_norm()
+        return None if norm is None else float(norm)
+
+    def lr(self) -> float:
+        return float(self.engine.get_lr()[0])
+
+    def global_sum(self, values: list[float]) -> list[float]:
+        """`values` summed over every rank of this engine (float64)."""
+        t = torch.tensor(values, dtype=torch.float64)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def gathered(self, params: list[torch.nn.Parameter]):
+        """Full parameters under ZeRO-3 (a collective: every rank must enter), else as they are."""
+        import deepspeed
+
+        if self.cfg.zero_stage == 3:
+            return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+        return nullcontext()
+
+    def save_pretrained(self, path: str, dtype: str, rank: int, tokenizer=None) -> str:
+        """The model as a HF folder in `dtype`, written by rank 0 (every rank must call)."""
+        params = list(self.module.parameters())
+        with self.gathered(params):
+            if rank == 0:
+                model = self.module
+                state = {k: v.detach().to(torch_dtype(dtype)).cpu().clone() for k, v in model.state_dict().items()}
+                model.config.torch_dtype = dtype
+                model.save_pretrained(path, state_dict=state)
+                if tokenizer is not None:
+                    tokenizer.save_pretrained(path)
+        return path
+
+
+def frozen_reference(model_path: str, dtype: str, device: torch.device) -> torch.nn.Module:
+    """The reference policy: a frozen copy of the initial weights in the compute dtype."""
+    from transformers import AutoModelForCausalLM
+
+    reference = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(dtype)).to(device)
+    return reference.eval().requires_grad_(False)
