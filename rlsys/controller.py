@@ -38,11 +38,11 @@ class Controller:
         from rlsys.distributed.actors import (
             critic_group, learner_group, rollout_pool, start_reward_worker, teacher_pool,
         )
-        from rlsys.distributed.cluster import init_ray
+        from rlsys.distributed.cluster import init_ray, role_cpus
 
         cfg, bound = self.cfg, self.cfg.run.timeout("start")
         self.data = prepared
-        init_ray(cfg.ray)
+        init_ray(cfg.ray, role_cpus(cfg))
         steps_per_iter = cfg.learner.epochs * (cfg.batch_size // cfg.learner.mini_batch_size)
         self.rollout = rollout_pool(cfg, prepared.model_path)
         policy_iterations = cfg.run.iterations - (cfg.critic.warmup_iterations if self.algorithm.needs_critic else 0)

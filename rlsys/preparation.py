@@ -105,7 +105,7 @@ def check_reward_model_term(kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise RunError(f"reward term reward_model: unknown kwargs {unknown}; known: {', '.join(sorted(known))}")
-    check_reward_model(kwargs["path"])
+    check_reward_model(resolve_model(kwargs["path"]))
 
 
 def check_prompt_lengths(cfg: Config, items: list[PromptItem], which: str) -> None:

@@ -39,10 +39,10 @@ class PPO:
                 raise ValueError("reward.combiner=minillm needs the teacher's per-token log-probs")
             per_token = [truncated_token_rewards(t, s.sampling_logprobs)
                          for t, s in zip(batch.teacher_logprobs, batch.samples)]
-            rewards = rewards + self.reward.minillm.coef * pad_rows(per_token, mask.shape[1]).double()
+            rewards = rewards + self.reward.minillm.coef * pad_rows(per_token, mask.shape[1], torch.float64)
         if self.cfg.kl_in_reward > 0:
-            old, ref = pad_rows(batch.old_logprobs, mask.shape[1]), pad_rows(batch.ref_logprobs, mask.shape[1])
-            rewards = kl_penalized_rewards(rewards, old.double(), ref.double(), mask, self.cfg.kl_in_reward)
+            old, ref = (pad_rows(x, mask.shape[1], torch.float64) for x in (batch.old_logprobs, batch.ref_logprobs))
+            rewards = kl_penalized_rewards(rewards, old, ref, mask, self.cfg.kl_in_reward)
         return rewards * mask
 
     def train_items(self, batch: ScoredBatch) -> tuple[list[TrainItem], dict[str, float]]:
@@ -51,7 +51,7 @@ class PPO:
         lengths = [len(s.completion_ids) for s in batch.samples]
         width = max(1, max(lengths))
         mask = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
-        values = pad_rows(batch.values, width).double() * mask
+        values = pad_rows(batch.values, width, torch.float64) * mask
         rewards = self.token_rewards(batch, mask)
         advantages, returns = gae(rewards, values, mask, self.cfg.gamma, self.cfg.lam)
         raw_mean = float(advantages[mask].mean()) if mask.any() else 0.0

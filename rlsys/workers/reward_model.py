@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 
+from rlsys.models.catalog import resolve_model
 from rlsys.models.dtypes import torch_dtype
 
 
@@ -43,6 +44,7 @@ class RewardModelScorer:
                  dtype: str = "float32", max_length: int | None = None, system_prompt: str | None = None) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        path = resolve_model(path)
         check_reward_model(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = padding_side

@@ -84,3 +84,20 @@ def test_rank_stats_merge_by_hand():
     assert m["train/logprob_mismatch_max"] == 0.2 and m["time/train"] == 7.0
     assert m["train/lpt_loss"] == 2.0 and m["train/loss"] == pytest.approx(-0.25 + 0.5 * 2.0)
     assert m["train/tokens"] == 40.0 and m["train/grad_norm"] == 2.0
+
+
+def test_role_cpus_add_up_and_a_local_ray_too_small_is_refused():
+    from rlsys.config import load_config
+    from rlsys.distributed.calls import RunError
+    from rlsys.distributed.cluster import check_cpus, role_cpus
+
+    cfg = load_config(None, ["algorithm.type=ppo", "critic.num_ranks=2", "critic.micro_batch_size=4",
+                             "critic.num_cpus=0.25", "teacher.path=x",
+                             "teacher.num_workers=2", "rollout.num_workers=3",
+                             "reward.terms=[{name: reward_model, kwargs: {path: y, num_cpus: 0.3}}]"])
+    # by hand: rollout 3 x 0.5, learner 1 x 0.5, reward 0.1, critic 2 x 0.25, teacher 2 x 0.5, reward model 0.3
+    assert role_cpus(cfg) == {"rollout": 1.5, "learner": 0.5, "reward": 0.1, "critic": 0.5, "teacher": 1.0,
+                              "reward_model": 0.3}
+    check_cpus(role_cpus(cfg), 3.9, "here")
+    with pytest.raises(RunError, match=r"ask for 3.9 CPUs \(rollout 1.5, .*reward_model 0.3\) but the local Ray has 3"):
+        check_cpus(role_cpus(cfg), 3, "the local Ray")
