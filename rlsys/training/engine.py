@@ -36,14 +36,14 @@ def micro_batches(indices: list[int], lengths: list[int], size: int) -> list[lis
 def init_process(rank: int, world_size: int, master_addr: str, master_port: int, cuda: bool,
                  torch_threads: int | None, seed: int) -> torch.device:
     """Join this role's process group (gloo on the CPU, NCCL on GPUs); returns the device."""
-    import deepspeed
-
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK="0")
     torch.set_num_threads(torch_threads or os.cpu_count() or 1)
     torch.manual_seed(seed)
+    import deepspeed  # after the accelerator choice above, which it reads on import
+
     deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
     return torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
 
