@@ -20,7 +20,7 @@ from rlsys.eval.metrics import distill_metrics, task_metrics
 from rlsys.loops import sync_rl
 from rlsys.preparation import Prepared, check_same_vocabulary, prepare, prepare_run_dir
 from rlsys.rewards.registry import template_format_style
-from rlsys.types import PromptItem, Sample
+from rlsys.types import PromptItem, Sample, ScoreRequest
 
 __all__ = ["Controller", "RunError", "check_same_vocabulary", "prepare", "train", "wait_all"]
 
@@ -69,8 +69,6 @@ class Controller:
 
     def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool) -> list[list[float]]:
         """Teacher log-probs of every sample, sent as many requests that the service batches."""
-        from rlsys.types import ScoreRequest
-
         requests = [
             ScoreRequest(items[s.prompt_index].question, s.text, s.completion_ids if by_token else None,
                          s.finish_reason == "stop", items[s.prompt_index].answer)
