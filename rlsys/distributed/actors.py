@@ -8,6 +8,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rlsys.algorithms.registry import build_algorithm, policy_loss_kwargs
 from rlsys.config import Config, LearnerConfig
+from rlsys.distributed.calls import RunError, wait_all
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, RolloutPool, TeacherPool
 from rlsys.transport.ports import free_port
 from rlsys.workers.critic import Critic
@@ -39,12 +40,17 @@ def start_rollout_workers(cfg: Config, model_path: str) -> list:
     ]
 
 
-def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple) -> list:
+def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float | None = None) -> list:
     """`lc.num_ranks` actors of `cls` packed into one placement group; rank 0's node hosts the
     rendezvous. Each is built as `cls(*before, rank, world_size, host, port, *after)`."""
     bundle = {"CPU": lc.num_cpus} | ({"GPU": lc.num_gpus} if lc.num_gpus else {})
     group = placement_group([bundle] * lc.num_ranks, strategy="PACK")
-    ray.get(group.ready())
+    try:
+        ray.get(group.ready(), timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        ray.util.remove_placement_group(group)
+        raise RunError(f"{cls.__name__}: {lc.num_ranks} rank(s) of {bundle} could not be placed within {timeout_s:.0f}s; "
+                       "the cluster lacks the CPUs/GPUs (see `ray status`): lower num_cpus/num_gpus or add nodes") from None
     host, port = ray.get(
         ray.remote(num_cpus=0)(_free_endpoint)
         .options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
@@ -65,14 +71,14 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> 
     return _ranks(Learner, cfg.learner,
                   (model_path, cfg.learner, algorithm.loss, policy_loss_kwargs(cfg), algorithm.needs_reference,
                    cfg.model.dtype),
-                  (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens))
+                  (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens), cfg.run.timeout("start"))
 
 
 def start_critics(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:
     """The critic's ranks, from `critic.path` or else the policy's model."""
     lc = cfg.critic_learner()
     return _ranks(Critic, lc, (model_path, lc, cfg.critic.value_clip, cfg.model.dtype),
-                  (total_optimizer_steps, cfg.run.seed))
+                  (total_optimizer_steps, cfg.run.seed), cfg.run.timeout("start"))
 
 
 class RemoteRewardModel:
@@ -82,8 +88,6 @@ class RemoteRewardModel:
         self.handle, self.timeout_s = handle, timeout_s
 
     def __call__(self, prompts, completions, answers, questions=None, **_) -> list[float]:
-        from rlsys.distributed.calls import wait_all
-
         ref = self.handle.score.remote(questions if questions is not None else prompts, completions)
         return wait_all([ref], ["reward_model"], "reward model", self.timeout_s)[0]
 
@@ -97,6 +101,9 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
             options = {"num_cpus": kwargs.pop("num_cpus", 1), "num_gpus": kwargs.pop("num_gpus", 0), "max_restarts": 0}
             handle = ray.remote(RewardModelScorer).options(**options).remote(**kwargs)
             out[term.name] = RemoteRewardModel(handle, cfg.run.timeout("reward"))
+    if out:  # loaded and placed, or a named error at start-up instead of a wait in the reward phase
+        wait_all([m.handle.ping.remote() for m in out.values()], list(out), "starting the reward model",
+                 cfg.run.timeout("start"))
     return out
 
 

@@ -59,17 +59,23 @@ def test_thirty_critic_updates_halve_the_value_loss_and_explain_the_returns(loca
 
 def test_reward_model_actor_joins_rule_rewards(local_ray, tiny_model_path):
     """The reward worker calls the reward-model actor as a term and combines it linearly."""
-    from rlsys.distributed.actors import start_reward_worker
+    from rlsys.distributed.actors import start_reward_models
+    from rlsys.workers.reward import RewardWorker
     from rlsys.models.catalog import resolve_model
     from rlsys.workers.reward_model import RewardModelScorer
 
     rm = resolve_model("tiny-random-reward-model")
     cfg = load_config(None, [f"model.path={tiny_model_path}", "data.template=plain",
                              f"reward.terms=[{{name: correctness, weight: 2.0}}, "
-                             f"{{name: reward_model, weight: 0.5, kwargs: {{path: {rm}, batch_size: 2}}}}]"])
-    worker = start_reward_worker(cfg)
+                             f"{{name: reward_model, weight: 0.5, kwargs: {{path: {rm}, batch_size: 2, num_cpus: 0.1}}}}]",
+                             "run.phase_timeouts={start: 120, reward: 60}"])
+    models = start_reward_models(cfg)  # what start_reward_worker hands the reward worker
+    worker = local_ray.remote(num_cpus=0.1)(RewardWorker).remote(cfg.reward, cfg.data.template, models)
     questions, completions, answers = ["What is 2+3?", "What is 1+1?"], ["#### 5", "#### 3"], ["5", "2"]
-    total, parts = local_ray.get(worker.score.remote(["p1", "p2"], completions, answers, questions=questions))
+    total, parts = local_ray.get(worker.score.remote(["p1", "p2"], completions, answers, questions=questions),
+                                 timeout=120)
     direct = RewardModelScorer(rm).score(questions, completions)
     assert parts["reward_model"] == pytest.approx(direct, abs=1e-5)
     assert total == pytest.approx([2.0 * 1 + 0.5 * direct[0], 2.0 * 0 + 0.5 * direct[1]], abs=1e-5)
+    for handle in [worker] + [m.handle for m in models.values()]:  # free their CPUs for later tests
+        local_ray.kill(handle)
