@@ -38,7 +38,7 @@ def test_thirty_critic_updates_halve_the_value_loss_and_explain_the_returns(loca
     cfg = load_config(None, [f"model.path={tiny_model_path}", "model.dtype=float32", "algorithm.type=ppo",
                              "algorithm.lam=1.0", "rollout.prompts_per_iteration=8", "rollout.group_size=4",
                              "learner.mini_batch_size=32", "learner.micro_batch_size=16", "critic.lr=2e-3",
-                             "critic.num_cpus=1", "critic.num_ranks=2"])
+                             "critic.num_cpus=0.25", "critic.num_ranks=2"])
     critics = CriticGroup(start_critics(cfg, tiny_model_path, 30), ["critic-0", "critic-1"])
     algo = build_algorithm(cfg)
     samples, rewards = _rollouts(tiny_model_path)
