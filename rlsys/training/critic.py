@@ -82,35 +82,25 @@ class ValueStep:
 
     def train(self, items: list[TrainItem]) -> dict[str, float]:
         eng, cfg = self.engine, self.engine.cfg
-        per_rank_mini = cfg.mini_batch_size // eng.world_size
-        if len(items) % per_rank_mini:
-            raise ValueError(f"critic rank {self.rank} got {len(items)} items, not a multiple of {per_rank_mini}")
-        lengths = sequence_lengths(items)
         rng = random.Random(self.seed * 7919 + self.steps)
         losses, tokens, clipped = [], 0.0, 0.0
-        for _ in range(cfg.epochs):
-            order = list(range(len(items)))
-            rng.shuffle(order)
-            for start in range(0, len(order), per_rank_mini):
-                mini = order[start : start + per_rank_mini]
-                total_tokens = max(1.0, eng.global_sum([float(sum(len(items[i].completion_ids) for i in mini))])[0])
-                micros = micro_batches(mini, lengths, cfg.micro_batch_size)
-                undo = float(len(micros) * eng.world_size)  # as in the policy step
-                mini_loss = 0.0
-                for idx in micros:
-                    batch = pack(items, idx, self.pad_id)
-                    width = int(batch.completion_lens.max())
-                    returns = pad_rows([items[i].returns for i in idx], width).to(eng.device)
-                    old = pad_rows([items[i].old_values for i in idx], width).to(eng.device)
-                    with eng.autocast():
-                        values, mask = token_values(eng.module, batch)
-                    out = clipped_value_loss(values, old, returns, mask, self.value_clip, total_tokens=total_tokens)
-                    eng.backward_and_step(out.loss * undo)
-                    mini_loss += float(out.loss.detach())
-                    n = float(mask.sum())
-                    tokens += n
-                    clipped += float(out.clip_fraction) * n
-                losses.append(mini_loss)
-                self.steps += 1
+        for micros, total_tokens, _, undo in eng.mini_batches(items, sequence_lengths(items), rng, cfg.epochs,
+                                                               f"critic rank {self.rank}"):
+            mini_loss = 0.0
+            for idx in micros:
+                batch = pack(items, idx, self.pad_id)
+                width = int(batch.completion_lens.max())
+                returns = pad_rows([items[i].returns for i in idx], width).to(eng.device)
+                old = pad_rows([items[i].old_values for i in idx], width).to(eng.device)
+                with eng.autocast():
+                    values, mask = token_values(eng.module, batch)
+                out = clipped_value_loss(values, old, returns, mask, self.value_clip, total_tokens=total_tokens)
+                eng.backward_and_step(out.loss * undo)
+                mini_loss += float(out.loss.detach())
+                n = float(mask.sum())
+                tokens += n
+                clipped += float(out.clip_fraction) * n
+            losses.append(mini_loss)
+            self.steps += 1
         return {"critic/value_loss": sum(losses) / len(losses), "critic/value_clip_fraction": clipped / max(tokens, 1.0),
                 "critic/tokens": tokens, "critic/lr": eng.lr(), "critic/optimizer_steps": float(self.steps)}

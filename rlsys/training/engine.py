@@ -121,6 +121,23 @@ class TrainingEngine:
             torch.distributed.all_reduce(t)
         return t.tolist()
 
+    def mini_batches(self, items: list, lengths: list[int], rng, epochs: int, role: str):
+        """`epochs` shuffled passes over this rank's items in optimiser mini-batches; yields each
+        mini-batch's micro-batches with its global token and sequence counts (all ranks) and the
+        factor that undoes DeepSpeed's division of each backward by accumulation steps and ranks."""
+        per_rank_mini = self.cfg.mini_batch_size // self.world_size
+        if len(items) % per_rank_mini:
+            raise ValueError(f"{role}: a rank got {len(items)} items, not a multiple of {per_rank_mini}")
+        for _ in range(epochs):
+            order = list(range(len(items)))
+            rng.shuffle(order)
+            for start in range(0, len(order), per_rank_mini):
+                mini = order[start : start + per_rank_mini]
+                tokens, seqs = (max(1.0, v) for v in self.global_sum(
+                    [float(sum(len(items[i].completion_ids) for i in mini)), float(len(mini))]))
+                micros = micro_batches(mini, lengths, self.cfg.micro_batch_size)
+                yield micros, tokens, seqs, float(len(micros) * self.world_size)
+
     def gathered(self, params: list[torch.nn.Parameter]):
         """Full parameters under ZeRO-3 (a collective: every rank must enter), else as they are."""
         import deepspeed

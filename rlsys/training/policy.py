@@ -77,44 +77,32 @@ class PolicyStep:
 
     def train(self, items: list[TrainItem]) -> dict[str, float]:
         cfg, eng = self.engine.cfg, self.engine
-        per_rank_mini = cfg.mini_batch_size // eng.world_size
-        if len(items) % per_rank_mini:
-            raise ValueError(f"rank {self.rank} got {len(items)} items, not a multiple of {per_rank_mini}")
-        lengths = sequence_lengths(items)
         rng = random.Random(self.seed * 1000003 + self.steps)
         weighted: dict[str, float] = {}  # token-weighted sums
         sums: dict[str, list[float]] = {}
         tokens = 0.0
         coef = self.lpt.coef if self.lpt is not None else 0.0
-        for _ in range(cfg.epochs):
-            order = list(range(len(items)))
-            rng.shuffle(order)
-            for start in range(0, len(order), per_rank_mini):
-                mini = order[start : start + per_rank_mini]
-                total_tokens, total_seqs = (max(1.0, v) for v in eng.global_sum(
-                    [float(sum(len(items[i].completion_ids) for i in mini)), float(len(mini))]))
-                micros = micro_batches(mini, lengths, cfg.micro_batch_size)
-                # DeepSpeed divides each backward by the accumulation steps and averages
-                # gradients over ranks; the shares below are already of the global loss.
-                undo = float(len(micros) * eng.world_size)
-                mini_loss = 0.0
-                for idx in micros:
-                    out, lp, lm = self._micro_loss(items, idx, total_tokens, total_seqs)
-                    eng.backward_and_step(mix_lm_loss(out.loss * undo, lm, coef))
-                    mini_loss += float(out.loss.detach())
-                    if lm is not None:
-                        sums.setdefault("lpt_loss", []).append(float(lm.detach()))
-                    n = float(out.n_tokens)
-                    tokens += n
-                    mask = lp.mask.float()
-                    for key, value in (("clip_fraction", out.clip_fraction), ("kl", out.kl), ("ratio", out.ratio_mean),
-                                       ("approx_kl", out.approx_kl),
-                                       ("entropy", (lp.entropy * mask).sum() / mask.sum().clamp(min=1))):
-                        weighted[key] = weighted.get(key, 0.0) + float(value) * n
-                sums.setdefault("policy_loss", []).append(mini_loss)
-                if (grad_norm := eng.grad_norm()) is not None:
-                    sums.setdefault("grad_norm", []).append(grad_norm)
-                self.steps += 1
+        # The shares below are already of the global loss; `undo` cancels DeepSpeed's averaging.
+        for micros, total_tokens, total_seqs, undo in eng.mini_batches(items, sequence_lengths(items), rng,
+                                                                         cfg.epochs, f"learner rank {self.rank}"):
+            mini_loss = 0.0
+            for idx in micros:
+                out, lp, lm = self._micro_loss(items, idx, total_tokens, total_seqs)
+                eng.backward_and_step(mix_lm_loss(out.loss * undo, lm, coef))
+                mini_loss += float(out.loss.detach())
+                if lm is not None:
+                    sums.setdefault("lpt_loss", []).append(float(lm.detach()))
+                n = float(out.n_tokens)
+                tokens += n
+                mask = lp.mask.float()
+                for key, value in (("clip_fraction", out.clip_fraction), ("kl", out.kl), ("ratio", out.ratio_mean),
+                                   ("approx_kl", out.approx_kl),
+                                   ("entropy", (lp.entropy * mask).sum() / mask.sum().clamp(min=1))):
+                    weighted[key] = weighted.get(key, 0.0) + float(value) * n
+            sums.setdefault("policy_loss", []).append(mini_loss)
+            if (grad_norm := eng.grad_norm()) is not None:
+                sums.setdefault("grad_norm", []).append(grad_norm)
+            self.steps += 1
         stats = {f"train/{k}": sum(v) / len(v) for k, v in sums.items()}
         stats.update({f"train/{k}": v / max(tokens, 1.0) for k, v in weighted.items()})
         stats.update({"train/tokens": tokens, "train/lr": eng.lr(), "train/optimizer_steps": float(self.steps)})
