@@ -15,9 +15,11 @@ from pydantic import Field, ValidationError, model_validator
 
 # The distillation sections live in their own module; they are part of this schema.
 from rlsys.config_distill import LPTConfig, MiniLLMConfig, Section, TeacherConfig
-from rlsys.config_algorithms import AlgorithmConfig, CriticConfig, GRPOConfig, PolicyLossConfig, PPOConfig
+from rlsys.config_algorithms import AlgorithmConfig, CriticConfig, DPOConfig, GRPOConfig, PolicyLossConfig, PPOConfig
+from rlsys.config_preference import LoraSettings, PreferenceDataConfig
 
-__all__ = ["AlgorithmConfig", "Config", "ConfigError", "CriticConfig", "GRPOConfig", "LPTConfig", "LearnerConfig",
+__all__ = ["AlgorithmConfig", "Config", "ConfigError", "CriticConfig", "DPOConfig", "GRPOConfig", "LoraSettings",
+           "PreferenceDataConfig", "LPTConfig", "LearnerConfig",
            "MiniLLMConfig", "PPOConfig", "PolicyLossConfig", "TeacherConfig", "dump_config", "load_config"]
 
 
@@ -58,6 +60,9 @@ class ModelConfig(Section):
     dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
     """auto: bfloat16 on GPUs and on CPUs with AVX-512, float32 on other CPUs."""
     max_model_len: int = Field(1024, ge=16)
+    lora: LoraSettings | None = None
+    """Train LoRA adapters (PEFT) instead of every weight; the engines then receive only the
+    adapter each sync. `lora: {}` takes the defaults (r=16, alpha=32, all projections)."""
 
 
 class DataConfig(Section):
@@ -76,6 +81,11 @@ class DataConfig(Section):
     eval_size: int = Field(100, ge=1)
     template: Literal["xml", "plain"] = "xml"
     system_prompt: str | None = None
+    preferences: PreferenceDataConfig = Field(default_factory=PreferenceDataConfig)
+    """Preference pairs for offline DPO (`algorithm.type: dpo`)."""
+    on_invalid: Literal["error", "drop"] = "error"
+    """A preference row that fails a check: stop with its file:line (error), or leave it out
+    and count it in the summary (drop)."""
 
 
 class RolloutConfig(Section):
@@ -225,6 +235,10 @@ class Config(Section):
     @model_validator(mode="after")
     def _check_batch_shapes(self) -> "Config":
         batch = self.rollout.prompts_per_iteration * self.rollout.group_size
+        if self.algorithm.type == "dpo":  # DPO steps over pairs, not over a rollout batch
+            batch = self.learner.mini_batch_size
+            if not self.algorithm.online and not (self.data.preferences.path or self.data.preferences.dataset):
+                raise ValueError("algorithm.type=dpo needs data.preferences.path (or .dataset), or algorithm.online=true")
         learner = self.learner
         per_rank = learner.mini_batch_size // learner.num_ranks
         if learner.mini_batch_size % learner.num_ranks:
@@ -254,6 +268,8 @@ class Config(Section):
             raise ValueError(
                 "rollout.group_size=1: GRPO's advantage is a reward minus its group's mean, so with one "
                 "sample per prompt every advantage is 0 and nothing is learned; use group_size >= 2")
+        if self.algorithm.type == "dpo" and self.algorithm.online and self.rollout.group_size < 2:
+            raise ValueError("online DPO pairs the best and worst answer of each group: rollout.group_size must be >= 2")
         uses_teacher = self.reward.combiner == "minillm" or any(t.name in TEACHER_REWARDS for t in self.reward.terms)
         if uses_teacher and not self.teacher.path:
             raise ValueError("reward.combiner=minillm and the teacher_loglik reward need teacher.path")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlsys.config_distill import Section
 
@@ -45,7 +45,35 @@ class PPOConfig(PolicyLossConfig):
     whiten_advantages: bool = True
 
 
-AlgorithmConfig = Annotated[GRPOConfig | PPOConfig, Field(discriminator="type")]
+class DPOConfig(Section):
+    """Direct preference optimisation on preference pairs (offline), or on pairs the rollout
+    workers sample and the rewards rank, round after round (`online`)."""
+
+    type: Literal["dpo"] = "dpo"
+    loss: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    beta: float = Field(0.1, gt=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
+    """Assumed share of flipped labels (conservative DPO; sigmoid loss only)."""
+    epochs: int = Field(1, ge=1)
+    """Passes over the training pairs (online: over each round's pairs)."""
+    eval_every_steps: int = Field(0, ge=0)
+    """Held-out preference metrics every N optimiser steps (0: before and after only)."""
+    online: bool = False
+    """Each of run.iterations rounds samples rollout.group_size answers to
+    rollout.prompts_per_iteration prompts of `data`, pairs the best and worst of each group,
+    trains on them and pushes the new weights (the adapter, with LoRA) to the engines."""
+    task_eval: bool = True
+    """Greedy task accuracy on `data`'s held-out tasks before and after (off for preference
+    data that has no task)."""
+
+    @model_validator(mode="after")
+    def _smoothing_needs_sigmoid(self) -> "DPOConfig":
+        if self.label_smoothing and self.loss != "sigmoid":
+            raise ValueError(f"algorithm.label_smoothing applies to the sigmoid loss only, not {self.loss!r}")
+        return self
+
+
+AlgorithmConfig = Annotated[GRPOConfig | PPOConfig | DPOConfig, Field(discriminator="type")]
 
 
 class CriticConfig(Section):

@@ -83,3 +83,15 @@ class ScoreRequest:
     finished: bool = True
     answer: str = ""
     """The reference answer, for a `teacher.question_template` that shows it to the teacher."""
+
+
+@dataclass
+class PairItem:
+    """One preference pair as the learner trains on it (answers end with the EOS token)."""
+
+    prompt_ids: list[int]
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    ref_chosen: float | None = None
+    """The reference's summed log-prob of the chosen answer (computed once, before training)."""
+    ref_rejected: float | None = None

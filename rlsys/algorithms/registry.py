@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from rlsys.algorithms.dpo import DPO
 from rlsys.algorithms.grpo import GRPO
 from rlsys.algorithms.ppo import PPO
 from rlsys.config import Config
@@ -22,12 +23,14 @@ class Algorithm(Protocol):
         ...
 
 
-ALGORITHMS = {"grpo": GRPO, "ppo": PPO}
+ALGORITHMS = {"grpo": GRPO, "ppo": PPO, "dpo": DPO}
 
 
 def policy_loss_kwargs(cfg: Config) -> dict:
     """The policy loss's settings from the algorithm's config."""
     a = cfg.algorithm
+    if a.type == "dpo":
+        return DPO(a).loss_kwargs()
     return {"clip_eps": a.clip_eps, "kl_beta": a.kl_beta, "kl_estimator": a.kl_estimator, "kl_clamp": a.kl_clamp,
             "loss_agg": a.loss_agg}
 

@@ -35,6 +35,7 @@ def start_rollout_workers(cfg: Config, model_path: str) -> list:
             enforce_eager=cfg.rollout.enforce_eager,
             seed=cfg.run.seed + 1000 * i,
             name=f"rollout-{i}",
+            lora_rank=cfg.model.lora.r if cfg.model.lora else None,
         )
         for i in range(cfg.rollout.num_workers)
     ]
@@ -71,7 +72,8 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> 
     return _ranks(Learner, cfg.learner,
                   (model_path, cfg.learner, algorithm.loss, policy_loss_kwargs(cfg), algorithm.needs_reference,
                    cfg.model.dtype),
-                  (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens), cfg.run.timeout("start"))
+                  (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens, cfg.model.lora),
+                  cfg.run.timeout("start"))
 
 
 def start_critics(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:

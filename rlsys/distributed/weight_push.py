@@ -38,6 +38,8 @@ def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dty
     """Broadcast the learner's weights as `version` to every engine and verify them there."""
     plan = learners.first("weight_plan", cfg.bucket_mb, dtype, version, what="planning the weight sync",
                           timeout_s=cfg.timeout_s)
+    if "adapter" in plan:  # LoRA: the adapter's tensors are what the engines receive and hold
+        engine_keys = [m[0] for bucket in plan["buckets"] for m in bucket]
     probes = pick_probes(engine_keys, version, cfg.probes)
     plan["probes"] = sorted({part for key in probes for part in key.split("+")})
     # An engine that is busy or hung is named here, before any rank enters the collective.

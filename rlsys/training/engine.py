@@ -14,9 +14,9 @@ from contextlib import nullcontext
 
 import torch
 
-
 from rlsys.config import LearnerConfig
 from rlsys.models.dtypes import torch_dtype
+from rlsys.models.lora import is_lora
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -121,7 +121,8 @@ class TrainingEngine:
             torch.distributed.all_reduce(t)
         return t.tolist()
 
-    def mini_batches(self, items: list, lengths: list[int], rng, epochs: int, role: str):
+    def mini_batches(self, items: list, lengths: list[int], rng, epochs: int, role: str,
+                     tokens_of=lambda item: len(item.completion_ids)):
         """`epochs` shuffled passes over this rank's items in optimiser mini-batches; yields each
         mini-batch's micro-batches with its global token and sequence counts (all ranks) and the
         factor that undoes DeepSpeed's division of each backward by accumulation steps and ranks."""
@@ -134,7 +135,7 @@ class TrainingEngine:
             for start in range(0, len(order), per_rank_mini):
                 mini = order[start : start + per_rank_mini]
                 tokens, seqs = (max(1.0, v) for v in self.global_sum(
-                    [float(sum(len(items[i].completion_ids) for i in mini)), float(len(mini))]))
+                    [float(sum(tokens_of(items[i]) for i in mini)), float(len(mini))]))
                 micros = micro_batches(mini, lengths, self.cfg.micro_batch_size)
                 yield micros, tokens, seqs, float(len(micros) * self.world_size)
 
@@ -152,8 +153,12 @@ class TrainingEngine:
         with self.gathered(params):
             if rank == 0:
                 model = self.module
-                state = {k: v.detach().to(torch_dtype(dtype)).cpu().clone() for k, v in model.state_dict().items()}
-                model.config.torch_dtype = dtype
+                # With LoRA, PeftModel.save_pretrained writes the adapter only (the base is unchanged).
+                lora = is_lora(model)
+                state = {k: v.detach().to(torch_dtype(dtype)).cpu().clone() for k, v in model.state_dict().items()
+                         if not lora or "lora_" in k}
+                if not lora:
+                    model.config.torch_dtype = dtype
                 model.save_pretrained(path, state_dict=state)
                 if tokenizer is not None:
                     tokenizer.save_pretrained(path)

@@ -9,20 +9,23 @@ puts them together behind the calls the Ray groups make. Rank 0 owns the weight 
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
 from rlsys.algorithms.losses import LOSSES
-from rlsys.config import LearnerConfig, LPTConfig
+from rlsys.config import LearnerConfig, LoraSettings, LPTConfig
 from rlsys.models.dtypes import torch_dtype
 from rlsys.models.logprobs import check_logit_path
+from rlsys.models.lora import adapter_config, adapter_parameters, apply_lora
 from rlsys.training.engine import TrainingEngine, frozen_reference, init_process
 from rlsys.training.policy import PolicyStep, logprob_mismatch, score_logprobs
+from rlsys.training.preference import PreferenceStep
 from rlsys.transport.ports import free_port
 from rlsys.transport.weight_sync import (
     SyncPlan, broadcast, create_group, pack_bucket, plan_buckets, tensor_checksum, unpack_bucket,
 )
-from rlsys.types import TrainItem
+from rlsys.types import PairItem, TrainItem
 
 
 class Learner:
@@ -42,6 +45,7 @@ class Learner:
         seed: int = 0,
         lpt: LPTConfig | None = None,
         max_new_tokens: int | None = None,
+        lora: LoraSettings | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -52,7 +56,14 @@ class Learner:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
         check_logit_path(model.eval(), model_path)
-        self.reference = frozen_reference(model_path, dtype, self.device) if needs_reference else None
+        self.lora = lora
+        if lora is not None:
+            model = apply_lora(model, lora, model_path)
+            if learner.gradient_checkpointing:  # frozen embeddings: checkpointed blocks need a grad input
+                model.enable_input_require_grads()
+        # Under LoRA the reference is the policy with its adapter off: no second model in memory.
+        self.needs_reference = needs_reference
+        self.reference = frozen_reference(model_path, dtype, self.device) if needs_reference and lora is None else None
         self.engine = TrainingEngine(model, learner, world_size, dtype, total_optimizer_steps, self.device)
         lpt = lpt if lpt is not None and lpt.coef > 0 else None
         lm_stream = None
@@ -61,21 +72,33 @@ class Learner:
 
             blocks = token_blocks(load_texts(lpt.source, lpt.text_field), self.tokenizer, lpt.block_tokens)
             lm_stream = BlockStream(blocks, rank, world_size)
-        if loss not in LOSSES:
-            raise ValueError(f"unknown policy loss {loss!r}; known: {', '.join(LOSSES)}")
-        self.policy = PolicyStep(self.engine, LOSSES[loss], loss_kwargs, self.pad_id, rank, seed, max_new_tokens,
-                                 lm_stream, lpt)
+        self.policy, self.preference = None, None
+        if loss == "dpo":
+            self.preference = PreferenceStep(self.engine, loss_kwargs["loss"], loss_kwargs["beta"],
+                                             loss_kwargs["label_smoothing"], self.pad_id, rank, seed)
+        elif loss in LOSSES:
+            self.policy = PolicyStep(self.engine, LOSSES[loss], loss_kwargs, self.pad_id, rank, seed,
+                                     max_new_tokens, lm_stream, lpt)
+        else:
+            raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, dpo")
         self.sync_group = None
+
+    def _reference(self) -> tuple[torch.nn.Module, AbstractContextManager]:
+        """The reference policy and the context it runs in."""
+        if not self.needs_reference:
+            raise ValueError("no reference model: the algorithm does not use one")
+        if self.lora is not None:
+            return self.engine.module, self.engine.module.disable_adapter()
+        return self.reference, nullcontext()
 
     # ----- passes -------------------------------------------------------------------
     def logprobs(self, items: list, reference: bool = False) -> list[list[float]]:
         """Per-token log-probs of each item's completion at its sampling temperature."""
-        if reference and self.reference is None:
-            raise ValueError("no reference model: the algorithm does not use one")
-        model = self.reference if reference else self.engine.module
+        model, context = self._reference() if reference else (self.engine.module, nullcontext())
         cfg = self.cfg
-        return score_logprobs(model, items, cfg.micro_batch_size, cfg.logprob_chunk_tokens, self.pad_id,
-                              self.engine.autocast)
+        with context:
+            return score_logprobs(model, items, cfg.micro_batch_size, cfg.logprob_chunk_tokens, self.pad_id,
+                                  self.engine.autocast)
 
     def score(self, items: list, reference: bool) -> dict:
         """Old-policy (and reference) log-probs of this rank's share of the samples, timed, with
@@ -95,7 +118,7 @@ class Learner:
         scored: dict = {}
         missing = [it for it in items if it.old_logprobs is None]
         if missing:
-            out = self.score(missing, reference=self.reference is not None)
+            out = self.score(missing, reference=self.needs_reference)
             for i, it in enumerate(missing):
                 it.old_logprobs = out["old"][i]
                 it.ref_logprobs = out["ref"][i] if out["ref"] is not None else None
@@ -104,13 +127,38 @@ class Learner:
         stats = self.policy.train(items)
         return {**scored, **stats, "time/train": time.perf_counter() - t0}
 
+    # ----- preference pairs (DPO) ------------------------------------------------------
+    def reference_pairs(self, items: list[PairItem]) -> list[tuple[float, float]]:
+        """The reference's (chosen, rejected) summed log-probs of this rank's pairs."""
+        model, context = self._reference()
+        return self.preference.reference(items, context, model)
+
+    def train_pairs(self, items: list[PairItem]) -> dict:
+        t0 = time.perf_counter()
+        out = self.preference.train(items)
+        return {**out, "seconds": time.perf_counter() - t0}
+
+    def evaluate_pairs(self, items: list[PairItem]) -> list[list[float]]:
+        return self.preference.evaluate(items)
+
+    def parameter_counts(self) -> dict[str, int]:
+        params = list(self.engine.module.parameters())
+        count = lambda p: int(getattr(p, "ds_numel", p.numel()))  # noqa: E731 (ZeRO-3 keeps the full size there)
+        return {"trainable": sum(count(p) for p in params if p.requires_grad), "total": sum(count(p) for p in params)}
+
     # ----- weights ------------------------------------------------------------------
     def _named_params(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """What a sync sends: every weight, or under LoRA only the adapter (named as PEFT saves it)."""
+        if self.lora is not None:
+            return adapter_parameters(self.engine.module)
         return list(self.engine.module.named_parameters())
 
     def weight_plan(self, bucket_mb: float, dtype: str, version: int) -> dict:
         named = [(n, tuple(getattr(p, "ds_shape", p.shape)), torch_dtype(dtype)) for n, p in self._named_params()]
-        return plan_buckets(named, int(bucket_mb * 2**20), version).to_wire()
+        plan = plan_buckets(named, int(bucket_mb * 2**20), version).to_wire()
+        if self.lora is not None:
+            plan["adapter"] = adapter_config(self.engine.module)
+        return plan
 
     def sync_endpoint(self) -> tuple[str, int]:
         """An address and a free port on this node for the weight-sync rendezvous."""
@@ -150,11 +198,12 @@ class Learner:
         broadcast(self.sync_group, flat)
         return time.perf_counter() - started
 
-    def checksums(self, dtype: str) -> dict[str, tuple[float, float]]:
-        """Checksums of the learner's weights cast to the engine dtype, by HF name. Every rank
-        must call this under ZeRO-3 (the parameters are gathered)."""
+    def checksums(self, dtype: str, every_weight: bool = False) -> dict[str, tuple[float, float]]:
+        """Checksums of the weights a sync sends (`every_weight`: of all, base included) cast to
+        `dtype`, by name. Every rank must call this under ZeRO-3 (the parameters are gathered)."""
         out = {}
-        for name, param in self._named_params():
+        named = self.engine.module.named_parameters() if every_weight else self._named_params()
+        for name, param in named:
             with self.engine.gathered([param]):
                 out[name] = tensor_checksum(param.detach().to(torch_dtype(dtype)))
         return out

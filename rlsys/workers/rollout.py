@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import time
 
+from rlsys.models.lora import engine_max_rank
 from rlsys.types import Sample
+from rlsys.workers.vllm_extension import ADAPTER_ID, ADAPTER_NAME
 
 EXTENSION = "rlsys.workers.vllm_extension.RlsysWorkerExtension"
 
@@ -29,11 +31,15 @@ class RolloutWorker:
         enforce_eager: bool = True,
         seed: int = 0,
         name: str = "rollout-0",
+        lora_rank: int | None = None,
     ) -> None:
         from vllm import LLM
 
         self.name = name
         self.version = 0
+        # Set once the learner's adapter has arrived; generation then runs with it.
+        self.adapter = None
+        lora = {"enable_lora": True, "max_lora_rank": engine_max_rank(lora_rank), "max_loras": 1} if lora_rank else {}
         started = time.perf_counter()
         self.llm = LLM(
             model=model_path,
@@ -47,6 +53,7 @@ class RolloutWorker:
             # Log-probs of the distribution sampled from (after temperature and top-p), the
             # one the learner's old/new log-probs are computed for.
             logprobs_mode="processed_logprobs",
+            **lora,
         )
         self.startup_seconds = time.perf_counter() - started
 
@@ -60,11 +67,13 @@ class RolloutWorker:
         max_tokens: int,
         top_p: float = 1.0,
         prompt_offset: int = 0,
+        use_adapter: bool = True,
     ) -> list[Sample]:
         """Sample len(temperatures) completions per prompt, group by group.
 
         With one temperature the group is a single request with n=G (shared prefill);
-        with several, each sample is its own request at its own temperature.
+        with several, each sample is its own request at its own temperature. With a LoRA
+        adapter received, it is used unless `use_adapter` is False (the base model).
         """
         from vllm import SamplingParams
 
@@ -84,7 +93,8 @@ class RolloutWorker:
                 for t in temperatures:
                     requests.append({"prompt_token_ids": list(ids)})
                     sampling.append(params(t, 1))
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False)
+        adapter = self.adapter if use_adapter else None
+        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=adapter)
         samples: list[Sample] = []
         group = len(temperatures)
         for req_index, out in enumerate(outputs):
@@ -113,7 +123,10 @@ class RolloutWorker:
     def receive_weights(self, wire_plan: dict) -> dict:
         """Take the broadcast weights; raise `WeightSyncError` naming this engine and the
         tensors unless every tensor it computes with was loaded. The version moves only then."""
-        report = self.llm.collective_rpc("rlsys_receive_weights", args=(wire_plan,))[0]
+        if "adapter" in wire_plan:
+            report = self.llm.collective_rpc("rlsys_receive_adapter", args=(wire_plan,))[0]
+        else:
+            report = self.llm.collective_rpc("rlsys_receive_weights", args=(wire_plan,))[0]
         # Cached KV blocks were computed by the old weights.
         self.llm.reset_prefix_cache()
         problems = []
@@ -128,6 +141,11 @@ class RolloutWorker:
             raise WeightSyncError(f"{self.name} (weights version {self.version} -> {wire_plan['version']}): "
                                   + "; ".join(problems))
         self.version = int(report["version"])
+        if "adapter" in wire_plan:
+            from vllm.lora.request import LoRARequest
+
+            # The adapter is already installed from tensors under this id; the path is never read.
+            self.adapter = LoRARequest(ADAPTER_NAME, ADAPTER_ID, lora_path=f"rlsys-in-memory/{self.name}")
         return {"version": self.version, "probes": report["probes"]}
 
     def weight_keys(self) -> list[str]:

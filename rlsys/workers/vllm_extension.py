@@ -21,6 +21,11 @@ from rlsys.transport.weight_sync import (
 )
 
 
+# The learner's adapter lives in the engine under one id; each sync replaces it in place.
+ADAPTER_ID = 1
+ADAPTER_NAME = "rlsys-policy"
+
+
 class RlsysWorkerExtension:
     def rlsys_init_sync_group(
         self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float
@@ -62,6 +67,46 @@ class RlsysWorkerExtension:
             "missing": sorted(expected - set(received)),
             "unexpected": sorted(set(received) - expected),
             "probes": self.rlsys_checksums([k for k in keys if probes & set(k.split("+"))]) if probes else {},
+        }
+
+    def rlsys_receive_adapter(self, wire_plan: dict) -> dict:
+        """Install the broadcast LoRA adapter from tensors (nothing touches the disk) under
+        one fixed id, replacing the one before, and report as `rlsys_receive_weights` does:
+        `unexpected` lists adapter modules this engine has no LoRA layer for."""
+        from vllm.lora.lora_model import LoRAModel
+        from vllm.lora.peft_helper import PEFTHelper
+
+        plan = SyncPlan.from_wire(wire_plan)
+        worker_manager = getattr(self.model_runner, "lora_manager", None)
+        if worker_manager is None:
+            raise RuntimeError("this engine was started without LoRA support; start it with lora_rank set")
+        device = getattr(self, "device", None) or torch.device("cpu")
+        tensors = {name: t.clone() for name, t in self._rlsys_stream(plan, device)}
+        # Checksums as received: vLLM folds alpha / r into B in place when it loads the adapter.
+        probes = set(wire_plan.get("probes", ()))
+        received = {name: tensor_checksum(t) for name, t in tensors.items() if name in probes}
+        helper = PEFTHelper.from_dict(wire_plan["adapter"])
+        helper.validate_legal(worker_manager.lora_config)
+        model = self.model_runner.get_model()
+        mapper = getattr(model, "hf_to_vllm_mapper", None)
+        adapter = LoRAModel.from_lora_tensors(
+            lora_model_id=ADAPTER_ID, tensors=tensors, peft_helper=helper, device="cpu",
+            dtype=worker_manager.lora_config.lora_dtype, model_vocab_size=worker_manager.vocab_size,
+            weights_mapper=mapper.get_rename_mapper() if mapper is not None else None)
+        # vLLM's public path (a LoRARequest with load_inplace) reads a folder; this is that
+        # path's body (load, remove the old adapter, add, activate) with the tensors in hand.
+        manager = worker_manager._adapter_manager
+        manager.remove_adapter(ADAPTER_ID)
+        manager.add_adapter(adapter)
+        manager.activate_adapter(ADAPTER_ID)
+        self._rlsys_version = plan.version
+        return {
+            "version": plan.version,
+            "planned": sum(len(b) for b in plan.buckets),
+            "consumed": len(tensors),
+            "missing": [],
+            "unexpected": sorted(set(adapter.loras) - set(manager.modules)),
+            "probes": received,
         }
 
     def rlsys_raw_receive(self, nbytes: int) -> int:

@@ -1,0 +1,56 @@
+"""LoRA through PEFT: wrapping a model, naming its adapter tensors as PEFT saves them (the
+names vLLM's LoRA loader parses), and the engine-side rank limit."""
+
+from __future__ import annotations
+
+import torch
+
+from rlsys.config_preference import LoraSettings
+
+ADAPTER = "default"  # PEFT's adapter name; saved files drop it from tensor names
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def linear_leaf_names(model: torch.nn.Module) -> set[str]:
+    return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+def apply_lora(model: torch.nn.Module, settings: LoraSettings, model_path: str):
+    """`model` with LoRA adapters on `settings.target_modules` (B = 0, so it computes what
+    the base does); only adapter parameters require gradients."""
+    from peft import LoraConfig, get_peft_model
+
+    available = linear_leaf_names(model)
+    missing = [t for t in settings.target_modules if t not in available]
+    if missing:
+        raise ValueError(f"model.lora.target_modules: {missing} are not linear layers of {model_path}; "
+                         f"its linear layers are {sorted(available)}")
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    peft_model.peft_config[ADAPTER].base_model_name_or_path = model_path
+    return peft_model
+
+
+def is_lora(model: torch.nn.Module) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+
+
+def adapter_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """(saved name, parameter) of every adapter tensor: PEFT's name without the adapter's,
+    e.g. base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight."""
+    return [(name.replace(f".{ADAPTER}.", "."), p) for name, p in model.named_parameters() if "lora_" in name]
+
+
+def adapter_config(model: torch.nn.Module) -> dict:
+    """The adapter's PEFT config as plain JSON values (what adapter_config.json holds)."""
+    raw = model.peft_config[ADAPTER].to_dict()
+    return {k: (sorted(v) if isinstance(v, set) else v) for k, v in raw.items()}
+
+
+def engine_max_rank(r: int) -> int:
+    """The smallest rank limit vLLM accepts that fits an adapter of rank `r`."""
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= r:
+            return allowed
+    raise ValueError(f"model.lora.r={r} is above vLLM's largest LoRA rank {VLLM_LORA_RANKS[-1]}")
