@@ -1,4 +1,5 @@
-"""Command line: `rlsys train | validate | bench | check-sync | adapt-tokenizer | teacher-start | teacher-stop`."""
+"""Command line: `rlsys train | validate | make-pairs | bench | check-sync | adapt-tokenizer | teacher-start |
+teacher-stop`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def _parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_text)
         s.add_argument("config", help="YAML config file")
         s.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    m = sub.add_parser("make-pairs", help="preference rows (best vs worst of each sampled group) as JSONL")
+    m.add_argument("config", help="YAML config file (model, data, rollout, reward)")
+    m.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    m.add_argument("--out", required=True, help="JSONL file to write (must not exist)")
+    m.add_argument("--prompts", type=int, default=None, help="prompts of data to sample (default: all)")
     b = sub.add_parser("bench", help="measure rollout and weight-sync efficiency (last line: JSON)")
     b.add_argument("--model", default="tiny-random", help="model path or built-in name (default: tiny-random)")
     b.add_argument("--prompts", type=int, default=32)
@@ -101,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
             _stop_log_forwarding()
             print(json.dumps({"run_dir": cfg.run.dir, "eval_before": summary["eval_before"],
                               "eval_after": summary["eval_after"], "wall_seconds": summary["wall_seconds"]}))
+            return 0
+        if args.command == "make-pairs":
+            from rlsys.make_pairs import make_pairs
+
+            result = make_pairs(load_config(args.config, args.overrides), args.out, args.prompts)
+            _stop_log_forwarding()
+            print(json.dumps(result))
             return 0
         if args.command == "adapt-tokenizer":
             from rlsys.models.catalog import resolve_model

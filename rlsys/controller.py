@@ -17,7 +17,7 @@ from rlsys.distributed.groups import ActorGroup, CriticGroup, TeacherPool
 from rlsys.distributed.weight_push import init_weight_sync, push_weights
 from rlsys.transport.weight_sync import choose_backend
 from rlsys.eval.metrics import distill_metrics, task_metrics
-from rlsys.loops import sync_rl
+from rlsys.loops import preference, sync_rl
 from rlsys.preparation import Prepared, check_same_vocabulary, prepare, prepare_run_dir
 from rlsys.rewards.registry import template_format_style
 from rlsys.types import PromptItem, Sample, ScoreRequest
@@ -35,24 +35,41 @@ class Controller:
 
     # ----- set-up ---------------------------------------------------------------------
     def start(self, prepared: Prepared) -> None:
-        from rlsys.distributed.actors import (
-            critic_group, learner_group, rollout_pool, start_reward_worker, teacher_pool,
-        )
+        """Every role of a training run."""
+        self.start_sampling(prepared)
+        self.start_training(prepared)
+
+    def start_sampling(self, prepared: Prepared) -> None:
+        """The rollout pool and the reward worker (all that `rlsys make-pairs` needs)."""
+        from rlsys.distributed.actors import rollout_pool, start_reward_worker
         from rlsys.distributed.cluster import init_ray, role_cpus
 
-        cfg, bound = self.cfg, self.cfg.run.timeout("start")
         self.data = prepared
-        init_ray(cfg.ray, role_cpus(cfg))
+        init_ray(self.cfg.ray, role_cpus(self.cfg))
+        self.rollout = rollout_pool(self.cfg, prepared.model_path)
+        self.reward = ActorGroup([start_reward_worker(self.cfg)], ["reward"])
+
+    def optimizer_steps(self, prepared: Prepared) -> int:
+        """Optimiser steps of the whole run (the learning-rate schedule's length)."""
+        cfg = self.cfg
+        if cfg.algorithm.type == "dpo":
+            pairs = cfg.rollout.prompts_per_iteration * cfg.run.iterations if cfg.algorithm.online else len(prepared.pairs.train)
+            return cfg.algorithm.epochs * max(1, pairs // cfg.learner.mini_batch_size)
         steps_per_iter = cfg.learner.epochs * (cfg.batch_size // cfg.learner.mini_batch_size)
-        self.rollout = rollout_pool(cfg, prepared.model_path)
         policy_iterations = cfg.run.iterations - (cfg.critic.warmup_iterations if self.algorithm.needs_critic else 0)
-        self.learners = learner_group(cfg, prepared.model_path, steps_per_iter * max(1, policy_iterations))
+        return steps_per_iter * max(1, policy_iterations)
+
+    def start_training(self, prepared: Prepared) -> None:
+        """Learner ranks, critic, teachers, and the weight-sync group with the engines."""
+        from rlsys.distributed.actors import critic_group, learner_group, teacher_pool
+
+        cfg, bound = self.cfg, self.cfg.run.timeout("start")
+        self.learners = learner_group(cfg, prepared.model_path, self.optimizer_steps(prepared))
         if self.algorithm.needs_critic:
             critic = cfg.critic_learner()
             critic_steps = critic.epochs * (cfg.batch_size // critic.mini_batch_size) * cfg.run.iterations
             self.critics = critic_group(cfg, prepared.critic_path or prepared.model_path, critic_steps)
             self.critics.call("ping", what="starting the critic", timeout_s=bound)
-        self.reward = ActorGroup([start_reward_worker(cfg)], ["reward"])
         if prepared.teacher_path:
             self.teachers = teacher_pool(cfg, prepared.teacher_path)
             self.teachers.call("ping", what="starting the teacher", timeout_s=bound)
@@ -122,8 +139,12 @@ class Controller:
         check_on_policy(samples, self.version)
 
     def save(self, run_dir: Path) -> dict[str, str]:
-        """The policy (and the critic) as HF folders in the run folder."""
-        saved = {"model_dir": str(self.save_model(self.learners, run_dir / "model"))}
+        """The policy (and the critic) as HF folders in the run folder; with LoRA the policy
+        is its adapter (`adapter/`, for PEFT and vLLM to load on the base)."""
+        if self.cfg.model.lora is not None:
+            saved = {"adapter_dir": str(self.save_model(self.learners, run_dir / "adapter"))}
+        else:
+            saved = {"model_dir": str(self.save_model(self.learners, run_dir / "model"))}
         if self.critics is not None:
             saved["critic_dir"] = str(self.save_model(self.critics, run_dir / "critic"))
         return saved
@@ -163,7 +184,8 @@ def train(cfg: Config) -> dict:
     controller = Controller(cfg)
     try:
         controller.start(prepared)
-        summary = sync_rl.run(controller, run_dir)
+        loop = preference if cfg.algorithm.type == "dpo" else sync_rl
+        summary = loop.run(controller, run_dir)
         write_json_atomic(run_dir / "summary.json", summary)
         return summary
     finally:

@@ -13,7 +13,9 @@ from rlsys.data.templates import render_prompt
 from rlsys.distributed.calls import RunError
 from rlsys.models.catalog import resolve_model
 from rlsys.rewards.registry import RewardSet
-from rlsys.types import PromptItem
+from rlsys.data.pair_encoding import PairEncoder
+from rlsys.data.preferences import PreferencePair, ValidationReport, load_preferences
+from rlsys.types import PairItem, PromptItem
 
 
 @dataclass
@@ -26,6 +28,16 @@ class Prepared:
     """Teacher and student share a vocabulary: score student token ids, not re-tokenized text."""
     critic_path: str | None = None
     """The critic's starting point (PPO): `critic.path`, else the policy's model."""
+    pairs: PreferenceSet | None = None
+    """Validated, encoded preference pairs (offline DPO)."""
+
+
+@dataclass
+class PreferenceSet:
+    train: list[PairItem]
+    heldout: list[PairItem]
+    heldout_rows: list[PreferencePair]
+    report: ValidationReport
 
 
 def prepare_run_dir(cfg: Config) -> Path:
@@ -76,7 +88,25 @@ def prepare(cfg: Config) -> Prepared:
     train, evaluation = items(train_tasks), items(eval_tasks)
     check_prompt_lengths(cfg, train, "training")
     check_prompt_lengths(cfg, evaluation, "held-out")
-    return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path)
+    pairs = prepare_pairs(cfg, tok) if cfg.algorithm.type == "dpo" and not cfg.algorithm.online else None
+    return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path, pairs)
+
+
+def prepare_pairs(cfg: Config, tok) -> PreferenceSet:
+    """Read, check and split the preference pairs, and encode them; the drop summary is printed."""
+    import sys
+
+    encoder = PairEncoder(tok, cfg.data.system_prompt)
+    limit = cfg.data.preferences.max_tokens or cfg.model.max_model_len
+    data = cfg.data.model_copy(update={"preferences": cfg.data.preferences.model_copy(update={"max_tokens": limit})})
+    train, heldout, report = load_preferences(data, cfg.run.seed, encoder.length)
+    print(f"rlsys: {report.summary()}; {len(train)} for training, {len(heldout)} held out", file=sys.stderr)
+    for example in report.examples[:5]:
+        print(f"rlsys:   dropped {example}", file=sys.stderr)
+    if len(train) < cfg.learner.mini_batch_size:
+        raise DataError(f"{len(train)} training pairs are fewer than learner.mini_batch_size "
+                        f"({cfg.learner.mini_batch_size}): add pairs or lower the mini-batch")
+    return PreferenceSet([encoder.encode(p) for p in train], [encoder.encode(p) for p in heldout], heldout, report)
 
 
 def check_critic_model(path: str) -> None:

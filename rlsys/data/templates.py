@@ -9,13 +9,22 @@ XML_SYSTEM = (
 PLAIN_SYSTEM = "Solve the problem. End your reply with '#### ' followed by the final answer."
 
 
-def render_prompt(tokenizer, question: str, template: str, system_prompt: str | None = None) -> str:
+def prompt_messages(question: str, template: str, system_prompt: str | None = None) -> list[dict]:
     """`system_prompt=None` takes the template's instruction; "" sends no system message
     (the chat template's own default, if it has one, applies)."""
     system = system_prompt if system_prompt is not None else (XML_SYSTEM if template == "xml" else PLAIN_SYSTEM)
     messages = [{"role": "user", "content": question}]
     if system:
         messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def render_messages(tokenizer, messages: list[dict]) -> str:
+    """Chat messages as the text the model continues (its chat template, else plain lines)."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return f"{system}\n\n{question}\n"
+    return "\n\n".join(m["content"] for m in messages) + "\n"
+
+
+def render_prompt(tokenizer, question: str, template: str, system_prompt: str | None = None) -> str:
+    return render_messages(tokenizer, prompt_messages(question, template, system_prompt))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rlsys.distributed.calls import wait_all
 from rlsys.observability.rank_stats import merge_rank_stats
-from rlsys.types import PromptItem, Sample, TrainItem
+from rlsys.types import PairItem, PromptItem, Sample, TrainItem
 
 
 class ActorGroup:
@@ -75,6 +75,24 @@ class LearnerGroup(ActorGroup):
     def train(self, items: list[TrainItem], lpt_coef: float, timeout_s: float | None) -> dict[str, float]:
         per_rank = self.sharded("train_on_batch", items, what="train", timeout_s=timeout_s)
         return merge_rank_stats(per_rank, lpt_coef)
+
+    # Preference pairs (DPO): pair i goes to rank i mod K, as samples do.
+    def reference_pairs(self, items: list[PairItem], timeout_s: float | None) -> None:
+        """Fill in every pair's reference log-probs (once, before any update)."""
+        refs = interleave(self.sharded("reference_pairs", items, what="reference log-probs", timeout_s=timeout_s))
+        for item, (chosen, rejected) in zip(items, refs):
+            item.ref_chosen, item.ref_rejected = chosen, rejected
+
+    def train_pairs(self, items: list[PairItem], timeout_s: float | None) -> dict:
+        """One optimiser step over `items` (one global mini-batch): the pairs' rows of every
+        rank, and the step's grad norm, learning rate and slowest rank's seconds."""
+        per_rank = self.sharded("train_pairs", items, what="train", timeout_s=timeout_s)
+        norms = [n for p in per_rank for n in p["grad_norm"]]
+        return {"pairs": [row for p in per_rank for row in p["pairs"]], "lr": per_rank[0]["lr"],
+                "grad_norm": sum(norms) / len(norms) if norms else None, "seconds": max(p["seconds"] for p in per_rank)}
+
+    def evaluate_pairs(self, items: list[PairItem], timeout_s: float | None) -> list[list[float]]:
+        return interleave(self.sharded("evaluate_pairs", items, what="held-out pairs", timeout_s=timeout_s))
 
 
 class CriticGroup(ActorGroup):

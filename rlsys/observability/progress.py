@@ -9,6 +9,9 @@ HEADLINE = (
     ("reward/mean", "reward", "{:.3f}"),
     ("rollout/accuracy", "acc", "{:.2f}"),
     ("train/kl", "kl", "{:.4f}"),
+    ("train/loss", "loss", "{:.4f}"),
+    ("train/accuracy", "pref acc", "{:.2f}"),
+    ("heldout/accuracy", "held-out acc", "{:.2f}"),
     ("time/iteration", "s/it", "{:.1f}"),
 )
 
@@ -22,8 +25,9 @@ def headline(metrics: dict[str, float]) -> str:
 
 
 class ProgressDisplay:
-    def __init__(self, total: int, enabled: bool = True) -> None:
+    def __init__(self, total: int, enabled: bool = True, unit: str = "iteration") -> None:
         self.console = Console(stderr=True)
+        self.unit = unit
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -46,7 +50,7 @@ class ProgressDisplay:
         info = headline(metrics)
         self.progress.update(self.task, advance=1, info=info, description="train")
         # Also a plain line, so logs of `ray job submit` (no live terminal) show progress.
-        self.console.log(f"iteration {int(self.progress.tasks[0].completed)}: {info}")
+        self.console.log(f"{self.unit} {int(self.progress.tasks[0].completed)}: {info}")
 
     def note(self, text: str) -> None:
         self.console.log(text)
