@@ -93,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     from rlsys.distributed.cluster import keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback()
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may also follow options (`make-pairs CONFIG --out F a.b=1`).
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "validate":
             cfg = load_config(args.config, args.overrides)

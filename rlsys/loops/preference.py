@@ -87,7 +87,7 @@ def online_round(ctl, sampler: PromptSampler) -> tuple[dict[str, float], list[fl
     with timer("sync"):  # the new weights (the adapter) to every engine, verified there
         sync = ctl.sync()
     metrics = {"reward/mean": sum(rewards) / len(rewards), "pairs/made": float(len(pairs)),
-               "pairs/trained": float(len(rows)), **pair_metrics(rows, "train"), **timer.seconds,
+               "pairs/trained": float(len(rows) // cfg.algorithm.epochs), **pair_metrics(rows, "train"), **timer.seconds,
                **{k: v for k, v in sync.items() if k.startswith("sync/")}}
     return metrics, losses
 
