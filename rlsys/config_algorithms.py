@@ -54,6 +54,9 @@ class DPOConfig(Section):
     beta: float = Field(0.1, gt=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
     """Assumed share of flipped labels (conservative DPO; sigmoid loss only)."""
+    nll_coef: float = Field(0.0, ge=0.0)
+    """Weight of the chosen answers' per-token negative log-likelihood added to the loss
+    (RPO); 0: plain DPO."""
     epochs: int = Field(1, ge=1)
     """Passes over the training pairs (online: over each round's pairs)."""
     eval_every_steps: int = Field(0, ge=0)

@@ -22,7 +22,7 @@ def make_pairs(cfg: Config, out: str, num_prompts: int | None) -> dict:
     target = Path(out)
     if target.exists():
         raise FileExistsError(f"{target} exists; pick another --out (rows are never appended to a file)")
-    prepared = prepare(cfg)
+    prepared = prepare(cfg, with_pairs=False)
     ctl = Controller(cfg)
     rows: list[PreferencePair] = []
     sampled, rewarded = 0, []

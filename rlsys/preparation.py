@@ -50,8 +50,9 @@ def prepare_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def prepare(cfg: Config) -> Prepared:
-    """Every check that needs no actor: model path, data rows, reward functions."""
+def prepare(cfg: Config, with_pairs: bool = True) -> Prepared:
+    """Every check that needs no actor: model path, data rows, reward functions (and the
+    preference pairs of offline DPO, unless `with_pairs` is False: `make-pairs` writes them)."""
     from transformers import AutoTokenizer
 
     model_path = resolve_model(cfg.model.path)
@@ -88,7 +89,8 @@ def prepare(cfg: Config) -> Prepared:
     train, evaluation = items(train_tasks), items(eval_tasks)
     check_prompt_lengths(cfg, train, "training")
     check_prompt_lengths(cfg, evaluation, "held-out")
-    pairs = prepare_pairs(cfg, tok) if cfg.algorithm.type == "dpo" and not cfg.algorithm.online else None
+    offline_dpo = cfg.algorithm.type == "dpo" and not cfg.algorithm.online
+    pairs = prepare_pairs(cfg, tok) if offline_dpo and with_pairs else None
     return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path, pairs)
 
 

@@ -44,8 +44,13 @@ def hinge_loss(h: torch.Tensor, beta: float) -> torch.Tensor:
 
 def preference_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
                     ref_rejected: torch.Tensor, chosen_tokens: torch.Tensor, rejected_tokens: torch.Tensor,
-                    loss: str, beta: float, label_smoothing: float = 0.0) -> PreferenceLossOutput:
-    """Per-pair losses and implicit rewards from summed log-probs [B] and token counts [B]."""
+                    loss: str, beta: float, label_smoothing: float = 0.0, nll_coef: float = 0.0) -> PreferenceLossOutput:
+    """Per-pair losses and implicit rewards from summed log-probs [B] and token counts [B].
+
+    `nll_coef` = alpha adds the chosen answer's per-token negative log-likelihood,
+    alpha * (-pi_c / |y_c|) (RPO, Pang et al. 2024), which keeps DPO from lowering the
+    likelihood of the chosen answers along with the rejected ones."""
+    nll = -policy_chosen / chosen_tokens
     if loss == "ipo":  # per-token means
         policy_chosen, ref_chosen = policy_chosen / chosen_tokens, ref_chosen / chosen_tokens
         policy_rejected, ref_rejected = policy_rejected / rejected_tokens, ref_rejected / rejected_tokens
@@ -60,6 +65,8 @@ def preference_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, 
         losses = hinge_loss(h, beta)
     else:
         raise ValueError(f"unknown preference loss {loss!r}; known: sigmoid, ipo, hinge")
+    if nll_coef:
+        losses = losses + nll_coef * nll
     return PreferenceLossOutput(losses, beta * chosen.detach(), beta * rejected.detach())
 
 
@@ -89,4 +96,5 @@ class DPO:
         self.cfg = cfg
 
     def loss_kwargs(self) -> dict:
-        return {"loss": self.cfg.loss, "beta": self.cfg.beta, "label_smoothing": self.cfg.label_smoothing}
+        return {"loss": self.cfg.loss, "beta": self.cfg.beta, "label_smoothing": self.cfg.label_smoothing,
+                "nll_coef": self.cfg.nll_coef}

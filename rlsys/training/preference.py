@@ -43,8 +43,9 @@ class PreferenceStep:
     reference log-probs; the mean over the global mini-batch is each step's loss."""
 
     def __init__(self, engine: TrainingEngine, loss: str, beta: float, label_smoothing: float, pad_id: int,
-                 rank: int, seed: int) -> None:
+                 rank: int, seed: int, nll_coef: float = 0.0) -> None:
         self.engine, self.loss, self.beta, self.label_smoothing = engine, loss, beta, label_smoothing
+        self.nll_coef = nll_coef
         self.pad_id, self.rank, self.seed = pad_id, rank, seed
         self.steps = 0
 
@@ -53,7 +54,7 @@ class PreferenceStep:
         device = pc.device
         rc = torch.tensor([items[i].ref_chosen for i in idx], dtype=pc.dtype, device=device)
         rr = torch.tensor([items[i].ref_rejected for i in idx], dtype=pc.dtype, device=device)
-        out = preference_loss(pc, pr, rc, rr, nc, nr, self.loss, self.beta, self.label_smoothing)
+        out = preference_loss(pc, pr, rc, rr, nc, nr, self.loss, self.beta, self.label_smoothing, self.nll_coef)
         return out, pc.detach(), pr.detach()
 
     @staticmethod

@@ -75,7 +75,8 @@ class Learner:
         self.policy, self.preference = None, None
         if loss == "dpo":
             self.preference = PreferenceStep(self.engine, loss_kwargs["loss"], loss_kwargs["beta"],
-                                             loss_kwargs["label_smoothing"], self.pad_id, rank, seed)
+                                             loss_kwargs["label_smoothing"], self.pad_id, rank, seed,
+                                             loss_kwargs.get("nll_coef", 0.0))
         elif loss in LOSSES:
             self.policy = PolicyStep(self.engine, LOSSES[loss], loss_kwargs, self.pad_id, rank, seed,
                                      max_new_tokens, lm_stream, lpt)

@@ -70,7 +70,8 @@ def test_make_pairs_then_offline_dpo_with_lora(tmp_path, tiny_model_path):
     run_dir = tmp_path / "dpo"
     out = _run(tmp_path, "train", "configs/dpo_lora_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false",
                f"data.preferences.path={pairs_file}", "data.preferences.min_words={prompt: 1, chosen: 0, rejected: 0}",
-               "data.on_invalid=drop", "algorithm.epochs=3", "algorithm.task_eval=true")
+               "data.on_invalid=drop", "algorithm.epochs=3", "algorithm.task_eval=true",
+               "learner.gradient_checkpointing=true")
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"{len(rows)} preference rows:" in out.stderr
     stats = json.loads((run_dir / "training_stats.json").read_text())

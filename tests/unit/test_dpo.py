@@ -32,6 +32,10 @@ def test_losses_by_hand():
     assert float(_loss("ipo").losses) == pytest.approx((0.35 - 1.0) ** 2)
     with pytest.raises(ValueError, match="unknown preference loss"):
         _loss("kto")
+    # RPO: + alpha x the chosen answer's per-token NLL, -(-10) / 4
+    t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
+    rpo = preference_loss(t(-10.0), t(-12.0), t(-11.0), t(-11.5), t(4.0), t(5.0), "sigmoid", 0.5, 0.0, nll_coef=0.2)
+    assert float(rpo.losses) == pytest.approx(math.log1p(math.exp(-0.75)) + 0.2 * 2.5)
 
 
 def test_sigmoid_gradient_raises_chosen_and_lowers_rejected():
