@@ -65,6 +65,10 @@ class DPOConfig(Section):
     """Each of run.iterations rounds samples rollout.group_size answers to
     rollout.prompts_per_iteration prompts of `data`, pairs the best and worst of each group,
     trains on them and pushes the new weights (the adapter, with LoRA) to the engines."""
+    pair_min_gap: float = Field(0.0, ge=0.0)
+    """Online pairs and `rlsys make-pairs`: the best and the worst answer of a group make a
+    pair only when their rewards differ by more than this (e.g. 0.5 with correctness plus a
+    small brevity term: right-and-short over wrong-and-long, never two wrong answers)."""
     task_eval: bool = True
     """Greedy task accuracy on `data`'s held-out tasks before and after (off for preference
     data that has no task)."""

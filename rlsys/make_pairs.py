@@ -37,7 +37,8 @@ def make_pairs(cfg: Config, out: str, num_prompts: int | None) -> dict:
             rewards, _ = ctl.rewards(items, samples, None)  # rule/model rewards of every answer
             sampled += len(samples)
             rewarded += rewards
-            for best, worst in best_worst_pairs(rewards, cfg.rollout.group_size):
+            min_gap = cfg.algorithm.pair_min_gap if cfg.algorithm.type == "dpo" else 0.0
+            for best, worst in best_worst_pairs(rewards, cfg.rollout.group_size, min_gap):
                 item = items[samples[best].prompt_index]
                 messages = prompt_messages(item.question, cfg.data.template, cfg.data.system_prompt)
                 rows.append(PreferencePair(messages, samples[best].text, samples[worst].text,

@@ -70,15 +70,16 @@ def preference_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, 
     return PreferenceLossOutput(losses, beta * chosen.detach(), beta * rejected.detach())
 
 
-def best_worst_pairs(rewards: list[float], group_size: int) -> list[tuple[int, int]]:
+def best_worst_pairs(rewards: list[float], group_size: int, min_gap: float = 0.0) -> list[tuple[int, int]]:
     """(best, worst) sample indices of each group of `group_size` consecutive samples whose
-    rewards differ; the first sample wins a tie for best, the last a tie for worst."""
+    best and worst rewards differ by more than `min_gap`; the first sample wins a tie for
+    best, the last a tie for worst."""
     pairs = []
     for start in range(0, len(rewards) - group_size + 1, group_size):
         group = list(range(start, start + group_size))
         best = max(group, key=lambda i: (rewards[i], -i))
         worst = min(group, key=lambda i: (rewards[i], -i))
-        if rewards[best] > rewards[worst]:
+        if rewards[best] - rewards[worst] > min_gap:
             pairs.append((best, worst))
     return pairs
 

@@ -74,7 +74,7 @@ def online_round(ctl, sampler: PromptSampler) -> tuple[dict[str, float], list[fl
     with timer("reward"):  # rule/model rewards of every answer
         rewards, _ = ctl.rewards(prompts, samples, None)
     pairs = [PairItem(samples[b].prompt_ids, samples[b].completion_ids, samples[w].completion_ids)
-             for b, w in best_worst_pairs(rewards, cfg.rollout.group_size)]
+             for b, w in best_worst_pairs(rewards, cfg.rollout.group_size, cfg.algorithm.pair_min_gap)]
     rows, losses = [], []
     if len(pairs) >= cfg.learner.mini_batch_size:
         with timer("reference"):  # reference log-probs of this round's pairs, once

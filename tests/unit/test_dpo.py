@@ -105,6 +105,8 @@ def test_best_worst_pairs():
                2.0, 2.0, 2.0, 2.0,   # all equal: no pair
                -1.0, 0.0, -1.0, 3.0]  # worst: last of the tied -1.0s
     assert best_worst_pairs(rewards, 4) == [(1, 0), (11, 10)]
+    assert best_worst_pairs(rewards, 4, min_gap=1.0) == [(11, 10)]  # a gap of exactly 1.0 is not enough
+    assert best_worst_pairs([1.0, 0.9, 0.0, -0.05], 2, min_gap=0.5) == []
 
 
 def test_pair_metrics_by_hand():
