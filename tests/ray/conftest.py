@@ -13,3 +13,17 @@ def local_ray():
     assert ray.util.get_node_ip_address() == "127.0.0.1"
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def free_placement_groups(local_ray):
+    """Killed learner/critic actors leave their placement groups reserved in the shared Ray;
+    each module removes those it leaves, so the next module's actors can be placed."""
+    from ray.util import placement_group_table, remove_placement_group
+    from ray.util.placement_group import PlacementGroup
+
+    before = set(placement_group_table())
+    yield
+    for pg_id, info in placement_group_table().items():
+        if pg_id not in before and info.get("state") != "REMOVED":
+            remove_placement_group(PlacementGroup(local_ray.PlacementGroupID(bytes.fromhex(pg_id))))
