@@ -27,3 +27,16 @@ def free_placement_groups(local_ray):
     for pg_id, info in placement_group_table().items():
         if pg_id not in before and info.get("state") != "REMOVED":
             remove_placement_group(PlacementGroup(local_ray.PlacementGroupID(bytes.fromhex(pg_id))))
+
+
+def engine_and_learner(local_ray, cfg, model_path: str):
+    """One vLLM rollout worker and one learner rank of `cfg`, joined in a gloo sync group."""
+    from rlsys.distributed.actors import start_learners, start_rollout_workers
+
+    rollout = start_rollout_workers(cfg, model_path)[0]
+    learner = start_learners(cfg, model_path, total_optimizer_steps=100)[0]
+    local_ray.get(rollout.ping.remote())  # the engine is up before the group's join timeout starts
+    host, port = local_ray.get(learner.sync_endpoint.remote())
+    local_ray.get([learner.init_sync_group.remote("gloo", host, port, 2, 20.0),
+                   rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])
+    return rollout, learner

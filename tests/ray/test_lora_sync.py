@@ -13,6 +13,8 @@ from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
 from rlsys.types import TrainItem
 
+from .conftest import engine_and_learner
+
 pytestmark = pytest.mark.ray
 
 PROMPTS = [[1, 406, 201, 19, 267, 287, 268, 2], [1, 423, 201, 30, 31], [1, 77, 78, 79]]
@@ -20,8 +22,6 @@ PROMPTS = [[1, 406, 201, 19, 267, 287, 268, 2], [1, 423, 201, 30, 31], [1, 77, 7
 
 @pytest.fixture(scope="module")
 def actors(local_ray, tiny_model_path):
-    from rlsys.distributed.actors import start_learners, start_rollout_workers
-
     cfg = Config.model_validate({
         "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 256,
                   "lora": {"r": 8, "alpha": 16}},
@@ -31,12 +31,7 @@ def actors(local_ray, tiny_model_path):
         "algorithm": {"kl_beta": 0.1},
         "sync": {"bucket_mb": 0.01, "timeout_s": 20},
     })
-    rollout = start_rollout_workers(cfg, tiny_model_path)[0]
-    learner = start_learners(cfg, tiny_model_path, total_optimizer_steps=100)[0]
-    local_ray.get(rollout.ping.remote())
-    host, port = local_ray.get(learner.sync_endpoint.remote())
-    local_ray.get([learner.init_sync_group.remote("gloo", host, port, 2, 20.0),
-                   rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])
+    rollout, learner = engine_and_learner(local_ray, cfg, tiny_model_path)
     yield cfg, rollout, learner
     local_ray.kill(rollout)
     local_ray.kill(learner)
