@@ -65,6 +65,12 @@ class ValueStep:
         self.engine, self.pad_id, self.rank, self.seed, self.value_clip = engine, pad_id, rank, seed, value_clip
         self.steps = 0
 
+    def state_dict(self) -> dict:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+
     @torch.no_grad()
     def values(self, items: list) -> list[list[float]]:
         model, eng = self.engine.module, self.engine

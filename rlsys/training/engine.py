@@ -147,6 +147,17 @@ class TrainingEngine:
             return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
         return nullcontext()
 
+    def save_state(self, directory: str, rank: int, extra: dict) -> dict:
+        """Weights, optimiser, schedule and `extra` of this rank (every rank must call)."""
+        from rlsys.training.state import save_rank_state
+
+        return save_rank_state(self.engine, directory, rank, extra, frozen_base=is_lora(self.module))
+
+    def load_state(self, directory: str, rank: int) -> tuple[dict, dict]:
+        from rlsys.training.state import load_rank_state
+
+        return load_rank_state(self.engine, directory, rank, frozen_base=is_lora(self.module))
+
     def save_pretrained(self, path: str, dtype: str, rank: int, tokenizer=None) -> str:
         """The model as a HF folder in `dtype`, written by rank 0 (every rank must call)."""
         params = list(self.module.parameters())

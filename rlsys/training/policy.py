@@ -75,6 +75,15 @@ class PolicyStep:
         self.lm_stream, self.lpt = lm_stream, lpt
         self.steps = 0
 
+    def state_dict(self) -> dict:
+        """What a resumed rank needs to shuffle and read L_PT text as this one would have."""
+        return {"steps": self.steps, "lm_position": self.lm_stream.position if self.lm_stream else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        if self.lm_stream is not None:
+            self.lm_stream.position = state["lm_position"]
+
     def train(self, items: list[TrainItem]) -> dict[str, float]:
         cfg, eng = self.engine.cfg, self.engine
         rng = random.Random(self.seed * 1000003 + self.steps)

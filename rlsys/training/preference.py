@@ -49,6 +49,12 @@ class PreferenceStep:
         self.pad_id, self.rank, self.seed = pad_id, rank, seed
         self.steps = 0
 
+    def state_dict(self) -> dict:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+
     def _outputs(self, items: list[PairItem], idx: list[int], model: torch.nn.Module):
         pc, pr, nc, nr = pair_logprobs(model, items, idx, self.pad_id, self.engine.cfg.logprob_chunk_tokens)
         device = pc.device

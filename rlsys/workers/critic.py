@@ -41,5 +41,13 @@ class Critic:
         stats = self.step.train(items)
         return {**stats, "time/critic_train": time.perf_counter() - t0}
 
+    def save_checkpoint(self, directory: str) -> dict:
+        return self.engine.save_state(directory, self.rank, self.step.state_dict())
+
+    def load_checkpoint(self, directory: str) -> dict:
+        extra, loaded = self.engine.load_state(directory, self.rank)
+        self.step.load_state_dict(extra)
+        return loaded
+
     def save(self, path: str, dtype: str) -> str:
         return self.engine.save_pretrained(path, dtype, self.rank, self.tokenizer)

@@ -209,5 +209,20 @@ class Learner:
                 out[name] = tensor_checksum(param.detach().to(torch_dtype(dtype)))
         return out
 
+    def save_checkpoint(self, directory: str) -> dict:
+        """This rank's whole training state under `directory` (every rank must call); returns
+        the optimiser digest as saved."""
+        return self.engine.save_state(directory, self.rank, (self.policy or self.preference).state_dict())
+
+    def load_checkpoint(self, directory: str) -> dict:
+        """Continue from `save_checkpoint`'s state; returns the optimiser digest as loaded."""
+        extra, loaded = self.engine.load_state(directory, self.rank)
+        (self.policy or self.preference).load_state_dict(extra)
+        return loaded
+
+    def optimizer_state(self) -> dict:
+        """This rank's optimiser state as tensors (what a test compares bit for bit)."""
+        return self.engine.engine.optimizer.state_dict()
+
     def save(self, path: str, dtype: str) -> str:
         return self.engine.save_pretrained(path, dtype, self.rank, self.tokenizer)
