@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 from rlsys.config_distill import LPTConfig, MiniLLMConfig, Section, TeacherConfig
 from rlsys.config_algorithms import AlgorithmConfig, CriticConfig, DPOConfig, GRPOConfig, PolicyLossConfig, PPOConfig
 from rlsys.config_preference import LoraSettings, PreferenceDataConfig
+from rlsys.config_run import PHASES, RunConfig  # noqa: F401 (part of this schema)
 
 __all__ = ["AlgorithmConfig", "Config", "ConfigError", "CriticConfig", "DPOConfig", "GRPOConfig", "LoraSettings",
            "PreferenceDataConfig", "LPTConfig", "LearnerConfig",
@@ -24,32 +25,6 @@ __all__ = ["AlgorithmConfig", "Config", "ConfigError", "CriticConfig", "DPOConfi
 
 
 TEACHER_REWARDS = ("teacher_loglik",)
-PHASES = ("start", "generation", "teacher", "reward", "train", "eval", "save")
-
-
-class RunConfig(Section):
-    dir: str = "runs/latest"
-    seed: int = 0
-    iterations: int = Field(10, ge=0)
-    eval_every: int = Field(0, ge=0, description="evaluate every N iterations (0: only before and after)")
-    overwrite: bool = False
-    phase_timeout_s: float = Field(1800.0, gt=0.0)
-    """The longest any phase (generation, teacher, reward, train, eval, save) may take
-    before the run stops with an error naming the actor that did not answer."""
-    phase_timeouts: dict[str, float] = Field(default_factory=dict)
-    """Per-phase bounds that replace `phase_timeout_s`, e.g. {train: 3600, reward: 60}."""
-
-    @model_validator(mode="after")
-    def _known_phases(self) -> "RunConfig":
-        unknown = sorted(set(self.phase_timeouts) - set(PHASES))
-        if unknown:
-            raise ValueError(f"run.phase_timeouts: unknown phase(s) {unknown}; phases: {', '.join(PHASES)}")
-        if any(v <= 0 for v in self.phase_timeouts.values()):
-            raise ValueError("run.phase_timeouts: every bound must be > 0 seconds")
-        return self
-
-    def timeout(self, phase: str) -> float:
-        return self.phase_timeouts.get(phase, self.phase_timeout_s)
 
 
 class ModelConfig(Section):
@@ -101,6 +76,9 @@ class RolloutConfig(Section):
     enforce_eager: bool = True
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
+    max_restarts: int = Field(3, ge=0)
+    """How often each rollout worker slot may be replaced after its worker died; its unfinished
+    prompts are re-run by the replacement."""
 
 
 class LearnerConfig(Section):
@@ -162,6 +140,10 @@ class SyncConfig(Section):
     probes: int = Field(3, ge=0)
     """Tensors whose engine copy is checksummed against the learner's after every sync
     (rotating, so every tensor is checked over the iterations)."""
+    staged: bool = True
+    """Engines receive the whole sync before loading it, so a sync cut short by a worker that
+    died leaves the others' weights whole (costs one copy of the weights in engine memory;
+    with false, an engine whose receive was cut short is replaced)."""
 
 
 class EvalConfig(Section):
@@ -239,6 +221,8 @@ class Config(Section):
             batch = self.learner.mini_batch_size
             if not self.algorithm.online and not (self.data.preferences.path or self.data.preferences.dataset):
                 raise ValueError("algorithm.type=dpo needs data.preferences.path (or .dataset), or algorithm.online=true")
+            if self.run.checkpoint_every:
+                raise ValueError("run.checkpoint_every: DPO runs do not checkpoint yet (RL runs do); set it to 0")
         learner = self.learner
         per_rank = learner.mini_batch_size // learner.num_ranks
         if learner.mini_batch_size % learner.num_ranks:

@@ -8,13 +8,14 @@ first, in `rlsys.preparation`.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from rlsys.algorithms.registry import build_algorithm
+from rlsys.checkpoints import resume_point, whole_checkpoints
 from rlsys.config import Config, dump_config
 from rlsys.distributed.calls import RunError, wait_all
 from rlsys.distributed.groups import ActorGroup, CriticGroup, TeacherPool
-from rlsys.distributed.weight_push import init_weight_sync, push_weights
 from rlsys.transport.weight_sync import choose_backend
 from rlsys.eval.metrics import distill_metrics, task_metrics
 from rlsys.loops import preference, sync_rl
@@ -73,16 +74,17 @@ class Controller:
         if prepared.teacher_path:
             self.teachers = teacher_pool(cfg, prepared.teacher_path)
             self.teachers.call("ping", what="starting the teacher", timeout_s=bound)
-        self.rollout.call("ping", what="starting vLLM engines", timeout_s=bound)
-        self.engine_keys = self.rollout.first("weight_keys", what="listing the engine's weights", timeout_s=bound)
         backend = choose_backend(cfg.sync.backend, cfg.rollout.num_gpus, cfg.learner.num_gpus)
-        init_weight_sync(self.learners, self.rollout, backend, cfg.sync, bound)
+        self.rollout.attach(self.learners, backend, cfg.sync, cfg.model.dtype)
+        from rlsys.distributed.control import start_control
+
+        self.control = start_control(Path(cfg.run.dir))
 
     # ----- phases ---------------------------------------------------------------------
     def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int,
-                 phase: str = "generation") -> list[Sample]:
+                 phase: str = "generation", seeds: list[int] | None = None) -> list[Sample]:
         return self.rollout.generate(items, temperatures, max_tokens, self.cfg.rollout.top_p, phase,
-                                     self.cfg.run.timeout(phase))
+                                     self.cfg.run.timeout(phase), seeds)
 
     def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool) -> list[list[float]]:
         """Teacher log-probs of every sample, sent as many requests that the service batches."""
@@ -112,6 +114,7 @@ class Controller:
         items = self.data.evaluation
         max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
         samples = self.generate(items, [0.0], max_tokens, "eval")
+        self.eval_rows = [{"eval_index": s.prompt_index, "completion": s.text} for s in samples]
         metrics = task_metrics(
             [s.text for s in samples], [items[s.prompt_index].answer for s in samples],
             [len(s.completion_ids) for s in samples], template_format_style(self.cfg.data.template),
@@ -125,11 +128,61 @@ class Controller:
             self.teachers.call("take_stats", what="teacher", timeout_s=self.cfg.run.timeout("teacher"))
         return metrics
 
-    def sync(self) -> dict[str, float]:
-        stats = push_weights(self.learners, self.rollout, self.cfg.sync, self.cfg.model.dtype, self.version + 1,
-                             self.engine_keys)
-        self.version += 1  # only once every engine has confirmed the new weights
+    def greedy_check(self, count: int) -> list[dict]:
+        """Greedy completions of the first `count` held-out prompts (as evaluation writes them)."""
+        max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
+        samples = self.generate(self.data.evaluation[:count], [0.0], max_tokens, "eval")
+        return [{"eval_index": s.prompt_index, "completion": s.text} for s in samples]
+
+    def sync(self, version: int | None = None) -> dict[str, float]:
+        """The learner's weights to every engine as the next version (or `version`)."""
+        stats = self.rollout.push(self.version + 1 if version is None else version)
+        self.version = self.rollout.version  # only once every engine has confirmed the new weights
         return stats
+
+    def scale_rollout(self, size: int) -> dict[str, float]:
+        """Between iterations: grow or shrink the rollout pool; new workers get the current weights."""
+        return self.rollout.scale(size)
+
+    def take_requests(self) -> dict[str, float]:
+        """Apply what `rlsys scale` (or a script) asked of the running job since the last call."""
+        import ray
+
+        if getattr(self, "control", None) is None:
+            return {}
+        wanted = ray.get(self.control.take.remote()).get("rollout")
+        return self.scale_rollout(wanted) if wanted is not None and wanted != len(self.rollout) else {}
+
+    def restart_metrics(self) -> dict[str, float]:
+        events = self.rollout.take_events()
+        return {"rollout/restarts": float(self.rollout.total_restarts), "rollout/workers": float(len(self.rollout)),
+                "rollout/restarts_now": float(sum(e["event"] == "restart" for e in events))}
+
+    def restarts(self, resumed: dict) -> int:
+        """Rollout workers replaced over the whole run, the segments before a resume included."""
+        return resumed.get("restarts", 0) + self.rollout.total_restarts
+
+    def save_checkpoint(self, directory: Path) -> dict[str, list[str]]:
+        """Every learner and critic rank's training state under `directory`; their optimiser digests."""
+        bound = self.cfg.run.timeout("save")
+        digests = {"learner": [r["optimizer_digest"] for r in self.learners.call(
+            "save_checkpoint", str(directory / "learner"), what="checkpoint", timeout_s=bound)]}
+        if self.critics is not None:
+            digests["critic"] = [r["optimizer_digest"] for r in self.critics.call(
+                "save_checkpoint", str(directory / "critic"), what="checkpoint", timeout_s=bound)]
+        return digests
+
+    def load_checkpoint(self, directory: Path, saved: dict[str, list[str]]) -> None:
+        """Every rank continues from `directory`; the optimiser state each loads must digest
+        as the one saved, bit for bit."""
+        bound = self.cfg.run.timeout("start")
+        groups = {"learner": self.learners, "critic": self.critics}
+        for role, digests in saved.items():
+            loaded = [r["optimizer_digest"] for r in groups[role].call(
+                "load_checkpoint", str(directory / role), what="loading the checkpoint", timeout_s=bound)]
+            if loaded != digests:
+                raise RunError(f"checkpoint {directory}: the {role} optimiser state loaded differs from the one "
+                               "saved; the checkpoint is damaged: resume from an older one (run.resume=PATH)")
 
     def policy_frozen(self, it: int) -> bool:
         """Iteration `it` (from 1) trains only the critic (`critic.warmup_iterations`)."""
@@ -152,7 +205,13 @@ class Controller:
     def save_model(self, group: ActorGroup, out: Path) -> Path:
         tmp = out.with_name(out.name + ".partial")
         group.call("save", str(tmp), self.cfg.model.dtype, what="save", timeout_s=self.cfg.run.timeout("save"))
-        tmp.rename(out)
+        if out.exists():  # a resumed run replaces the model an earlier segment saved
+            old = out.with_name(out.name + ".old")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
         return out
 
     def shutdown(self) -> None:
@@ -161,6 +220,10 @@ class Controller:
                 group.kill()
         if self.teachers is not None and not self.cfg.teacher.detached:
             self.teachers.kill()
+        if getattr(self, "control", None) is not None:
+            import ray
+
+            ray.kill(self.control)
 
 
 def check_on_policy(samples: list[Sample], version: int) -> None:
@@ -179,14 +242,22 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 
 def train(cfg: Config) -> dict:
     prepared = prepare(cfg)
-    run_dir = prepare_run_dir(cfg)
+    resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
+    run_dir = prepare_run_dir(cfg, keep=resume_from is not None and Path(cfg.run.dir).resolve()
+                              in resume_from.resolve().parents)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     controller = Controller(cfg)
+    controller.resume_from = resume_from
     try:
         controller.start(prepared)
         loop = preference if cfg.algorithm.type == "dpo" else sync_rl
         summary = loop.run(controller, run_dir)
         write_json_atomic(run_dir / "summary.json", summary)
         return summary
+    except RunError as exc:
+        if found := whole_checkpoints(run_dir):
+            raise RunError(f"{exc}\nrlsys: the run can continue from {found[-1]}: run the same command again "
+                           "(run.resume=auto)") from exc
+        raise
     finally:
         controller.shutdown()

@@ -40,9 +40,11 @@ class PreferenceSet:
     report: ValidationReport
 
 
-def prepare_run_dir(cfg: Config) -> Path:
+def prepare_run_dir(cfg: Config, keep: bool = False) -> Path:
+    """The run folder: new or empty, emptied with run.overwrite, or kept (`keep`: a run that
+    continues from one of its checkpoints)."""
     run_dir = Path(cfg.run.dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(run_dir.iterdir()) and not keep:
         if not cfg.run.overwrite:
             raise RunError(f"run folder {run_dir} is not empty; pick another run.dir or set run.overwrite=true")
         shutil.rmtree(run_dir)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+
+
+def request_seed(run_seed: int, iteration: int, data_index: int) -> int:
+    """The sampling seed of a prompt's group in an iteration (sample k draws with seed + k):
+    a function of the run seed, the iteration and the prompt only, so a resumed run, a
+    replacement worker or another pool size draws the same completions."""
+    digest = hashlib.sha256(f"{run_seed}/{iteration}/{data_index}".encode()).digest()
+    return int.from_bytes(digest[:6], "little")
 
 
 class PromptSampler:

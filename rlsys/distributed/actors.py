@@ -9,7 +9,8 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from rlsys.algorithms.registry import build_algorithm, policy_loss_kwargs
 from rlsys.config import Config, LearnerConfig
 from rlsys.distributed.calls import RunError, wait_all
-from rlsys.distributed.groups import CriticGroup, LearnerGroup, RolloutPool, TeacherPool
+from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
+from rlsys.distributed.rollout_pool import RolloutPool
 from rlsys.transport.ports import free_port
 from rlsys.workers.critic import Critic
 from rlsys.workers.learner import Learner
@@ -24,26 +25,29 @@ def _free_endpoint() -> tuple[str, int]:
     return host, free_port(host)
 
 
-def start_rollout_workers(cfg: Config, model_path: str) -> list:
+def start_rollout_worker(cfg: Config, model_path: str, slot: int):
+    """The vLLM worker of rollout slot `slot` (a replacement or an added worker takes a new one)."""
     remote = ray.remote(num_cpus=cfg.rollout.num_cpus, num_gpus=cfg.rollout.num_gpus, max_restarts=0)(RolloutWorker)
-    return [
-        remote.options(name=None).remote(
-            model_path,
-            dtype=cfg.model.dtype,
-            max_model_len=cfg.model.max_model_len,
-            kv_cache_gib=cfg.rollout.kv_cache_gib,
-            enforce_eager=cfg.rollout.enforce_eager,
-            seed=cfg.run.seed + 1000 * i,
-            name=f"rollout-{i}",
-            lora_rank=cfg.model.lora.r if cfg.model.lora else None,
-        )
-        for i in range(cfg.rollout.num_workers)
-    ]
+    return remote.remote(
+        model_path,
+        dtype=cfg.model.dtype,
+        max_model_len=cfg.model.max_model_len,
+        kv_cache_gib=cfg.rollout.kv_cache_gib,
+        enforce_eager=cfg.rollout.enforce_eager,
+        seed=cfg.run.seed + 1000 * slot,
+        name=f"rollout-{slot}",
+        lora_rank=cfg.model.lora.r if cfg.model.lora else None,
+    )
 
 
-def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float | None = None) -> list:
-    """`lc.num_ranks` actors of `cls` packed into one placement group; rank 0's node hosts the
-    rendezvous. Each is built as `cls(*before, rank, world_size, host, port, *after)`."""
+def start_rollout_workers(cfg: Config, model_path: str) -> list:
+    return [start_rollout_worker(cfg, model_path, i) for i in range(cfg.rollout.num_workers)]
+
+
+def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float | None = None) -> tuple[list, object]:
+    """`lc.num_ranks` actors of `cls` packed into one placement group (returned with them, for
+    the group to remove when it is killed); rank 0's node hosts the rendezvous. Each is built
+    as `cls(*before, rank, world_size, host, port, *after)`."""
     bundle = {"CPU": lc.num_cpus} | ({"GPU": lc.num_gpus} if lc.num_gpus else {})
     group = placement_group([bundle] * lc.num_ranks, strategy="PACK")
     try:
@@ -64,23 +68,26 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
             scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
         ).remote(*before, rank, lc.num_ranks, host, port, *after)
         for rank in range(lc.num_ranks)
-    ]
+    ], group
 
 
-def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:
+def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int, with_placement: bool = False):
+    """The learner's ranks (and, `with_placement`, their placement group)."""
     algorithm = build_algorithm(cfg)
-    return _ranks(Learner, cfg.learner,
+    handles, placement = _ranks(Learner, cfg.learner,
                   (model_path, cfg.learner, algorithm.loss, policy_loss_kwargs(cfg), algorithm.needs_reference,
                    cfg.model.dtype),
                   (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens, cfg.model.lora),
                   cfg.run.timeout("start"))
+    return (handles, placement) if with_placement else handles
 
 
-def start_critics(cfg: Config, model_path: str, total_optimizer_steps: int) -> list:
+def start_critics(cfg: Config, model_path: str, total_optimizer_steps: int, with_placement: bool = False):
     """The critic's ranks, from `critic.path` or else the policy's model."""
     lc = cfg.critic_learner()
-    return _ranks(Critic, lc, (model_path, lc, cfg.critic.value_clip, cfg.model.dtype),
-                  (total_optimizer_steps, cfg.run.seed), cfg.run.timeout("start"))
+    handles, placement = _ranks(Critic, lc, (model_path, lc, cfg.critic.value_clip, cfg.model.dtype),
+                                (total_optimizer_steps, cfg.run.seed), cfg.run.timeout("start"))
+    return (handles, placement) if with_placement else handles
 
 
 class RemoteRewardModel:
@@ -151,17 +158,18 @@ def stop_teachers(cfg: Config) -> list[str]:
 
 
 def rollout_pool(cfg: Config, model_path: str) -> RolloutPool:
-    return RolloutPool(start_rollout_workers(cfg, model_path), [f"rollout-{i}" for i in range(cfg.rollout.num_workers)])
+    return RolloutPool(lambda slot: start_rollout_worker(cfg, model_path, slot), cfg.rollout.num_workers,
+                       cfg.rollout.max_restarts, cfg.run.timeout("start"))
 
 
 def learner_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> LearnerGroup:
-    handles = start_learners(cfg, model_path, total_optimizer_steps)
-    return LearnerGroup(handles, [f"learner-{r}" for r in range(len(handles))])
+    handles, placement = start_learners(cfg, model_path, total_optimizer_steps, with_placement=True)
+    return LearnerGroup(handles, [f"learner-{r}" for r in range(len(handles))], placement)
 
 
 def critic_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> CriticGroup:
-    handles = start_critics(cfg, model_path, total_optimizer_steps)
-    return CriticGroup(handles, [f"critic-{r}" for r in range(len(handles))])
+    handles, placement = start_critics(cfg, model_path, total_optimizer_steps, with_placement=True)
+    return CriticGroup(handles, [f"critic-{r}" for r in range(len(handles))], placement)
 
 
 def teacher_pool(cfg: Config, model_path: str) -> TeacherPool:

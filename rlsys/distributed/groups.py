@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from rlsys.distributed.calls import wait_all
 from rlsys.observability.rank_stats import merge_rank_stats
-from rlsys.types import PairItem, PromptItem, Sample, TrainItem
+from rlsys.types import PairItem, TrainItem
 
 
 class ActorGroup:
-    def __init__(self, handles: list, names: list[str]) -> None:
+    def __init__(self, handles: list, names: list[str], placement=None) -> None:
         self.handles, self.names = list(handles), list(names)
+        self.placement = placement  # the placement group the actors were packed into, if any
 
     def __len__(self) -> int:
         return len(self.handles)
@@ -40,17 +41,9 @@ class ActorGroup:
 
         for handle in self.handles:
             ray.kill(handle)
-
-
-class RolloutPool(ActorGroup):
-    """vLLM rollout workers: prompts split into contiguous chunks, one per engine."""
-
-    def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int, top_p: float,
-                 what: str, timeout_s: float | None) -> list[Sample]:
-        n = len(self)
-        chunks = [(i * len(items) // n, (i + 1) * len(items) // n) for i in range(n)]
-        args = [([it.prompt_ids for it in items[a:b]], temperatures, max_tokens, top_p, a) for a, b in chunks]
-        return [s for part in self.call_each("generate", args, what, timeout_s) for s in part]
+        if self.placement is not None:  # else its CPUs stay reserved in a cluster that outlives the job
+            ray.util.remove_placement_group(self.placement)
+            self.placement = None
 
 
 def interleave(per_rank: list[list]) -> list:

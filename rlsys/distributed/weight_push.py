@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from rlsys.config import SyncConfig
-from rlsys.distributed.calls import RunError, wait_all
+from rlsys.distributed.calls import Died, RunError, dead, outcomes
 from rlsys.distributed.groups import ActorGroup
 from rlsys.transport.weight_sync import checksums_match, pick_probes
 
@@ -22,37 +22,71 @@ def sync_timeout(cfg: SyncConfig, buckets: int) -> float:
 
 
 def init_weight_sync(learners: ActorGroup, engines: ActorGroup, backend: str, cfg: SyncConfig,
-                     start_timeout_s: float) -> None:
+                     start_timeout_s: float) -> list[int]:
     """One process group: learner rank 0 is rank 0 (and hosts the rendezvous), engine i is
-    rank 1 + i. Every learner rank is called (only rank 0 joins)."""
+    rank 1 + i. Every learner rank is called (only rank 0 joins). Returns the positions of
+    engines that died meanwhile (the group is then unusable: build it again without them)."""
     host, port = learners.first("sync_endpoint", what="sync endpoint", timeout_s=start_timeout_s)
     world = 1 + len(engines)
     refs = [lr.init_sync_group.remote(backend, host, port, world, cfg.timeout_s) for lr in learners.handles]
     refs += [e.init_sync_group.remote(backend, host, port, 1 + i, world, cfg.timeout_s)
              for i, e in enumerate(engines.handles)]
-    wait_all(refs, learners.names + engines.names, "joining the weight-sync group", cfg.timeout_s + 30)
+    results = outcomes(refs, learners.names + engines.names, "joining the weight-sync group", cfg.timeout_s + 30,
+                       tolerate_errors=True)
+    return engine_failures(learners, engines, results, "joining the weight-sync group", replace_failed=False)
+
+
+def engine_failures(learners: ActorGroup, engines: ActorGroup, results: list, what: str,
+                    replace_failed: bool) -> list[int]:
+    """Engines that died (and, with `replace_failed`, that raised) among `results` of learners
+    then engines. A learner rank that died stops the run; so does any error while every engine lived."""
+    learner_part, engine_part = results[: len(learners)], results[len(learners):]
+    for name, r in zip(learners.names, learner_part):
+        if isinstance(r, Died):
+            raise RunError(f"{what}: {name} died ({r.error}); the run stops here. Continue it from its newest "
+                           "checkpoint with run.resume=auto (run.checkpoint_every > 0 writes them)")
+    lost = dead(engine_part)
+    if replace_failed:
+        lost += [i for i, r in enumerate(engine_part) if isinstance(r, Exception)]
+    if lost:
+        return sorted(set(lost))
+    for name, r in zip(learners.names + engines.names, results):
+        if isinstance(r, Exception):
+            raise RunError(f"{what}: {name} failed: {type(r).__name__}: {r}")
+    return []
 
 
 def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dtype: str, version: int,
-                 engine_keys: list[str]) -> dict[str, float]:
-    """Broadcast the learner's weights as `version` to every engine and verify them there."""
+                 engine_keys: list[str]) -> tuple[dict[str, float], list[int]]:
+    """Broadcast the learner's weights as `version` to every engine and verify them there.
+    Returns the sync's statistics, or the positions of engines that died (or, unstaged, were
+    cut short) so that the caller replaces them and syncs again."""
     plan = learners.first("weight_plan", cfg.bucket_mb, dtype, version, what="planning the weight sync",
                           timeout_s=cfg.timeout_s)
+    plan["staged"] = cfg.staged
     if "adapter" in plan:  # LoRA: the adapter's tensors are what the engines receive and hold
         engine_keys = [m[0] for bucket in plan["buckets"] for m in bucket]
     probes = pick_probes(engine_keys, version, cfg.probes)
     plan["probes"] = sorted({part for key in probes for part in key.split("+")})
     # An engine that is busy or hung is named here, before any rank enters the collective.
-    engines.call("ping", what="weight sync: engines ready", timeout_s=cfg.timeout_s)
+    lost = dead(outcomes([e.ping.remote() for e in engines.handles], engines.names, "weight sync: engines ready",
+                         cfg.timeout_s))
+    if lost:
+        return {}, lost
     started = time.perf_counter()
     refs = [lr.broadcast_weights.remote(plan) for lr in learners.handles]
     refs += [e.receive_weights.remote(plan) for e in engines.handles]
-    results = wait_all(refs, learners.names + engines.names, "weight sync", sync_timeout(cfg, len(plan["buckets"])))
+    results = outcomes(refs, learners.names + engines.names, "weight sync", sync_timeout(cfg, len(plan["buckets"])),
+                       tolerate_errors=True)
+    lost = engine_failures(learners, engines, results, "weight sync", replace_failed=not cfg.staged)
+    if lost:
+        return {}, lost
     seconds = time.perf_counter() - started
     sent = results[0].pop("probes")
     for name, report in zip(engines.names, results[len(learners):]):
         verify_engine(name, report, version, sent)
-    return {**results[0], "time/sync": seconds, "sync/version": float(version), "sync/probes": float(len(probes))}
+    return {**results[0], "time/sync": seconds, "sync/version": float(version), "sync/probes": float(len(probes)),
+            "sync/world_size": float(1 + len(engines))}, []
 
 
 def verify_engine(name: str, report: dict, version: int, sent: dict[str, tuple[float, float]]) -> None:

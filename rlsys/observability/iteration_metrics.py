@@ -49,7 +49,10 @@ def iteration_metrics(samples: list[Sample], rewards: list[float], parts: dict[s
     return metrics
 
 
-def shown_samples(items: list[PromptItem], samples: list[Sample], rewards: list[float], n: int) -> list[dict]:
-    """The first `n` samples as the sample log shows them."""
-    return [{"prompt_index": s.prompt_index, "answer": items[s.prompt_index].answer, "completion": s.text,
-             "reward": r, "temperature": s.temperature} for s, r in zip(samples[:n], rewards)]
+def shown_samples(items: list[PromptItem], samples: list[Sample], rewards: list[float], n: int,
+                  data_index: list[int]) -> list[dict]:
+    """The first `n` samples as the sample log shows them; `data_index` (the prompts' indices in
+    the training set) lets two runs be compared prompt by prompt."""
+    return [{"data_index": data_index[s.prompt_index], "prompt_index": s.prompt_index,
+             "answer": items[s.prompt_index].answer, "completion": s.text, "reward": r,
+             "temperature": s.temperature} for s, r in zip(samples[:n], rewards)]

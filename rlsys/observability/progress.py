@@ -25,7 +25,7 @@ def headline(metrics: dict[str, float]) -> str:
 
 
 class ProgressDisplay:
-    def __init__(self, total: int, enabled: bool = True, unit: str = "iteration") -> None:
+    def __init__(self, total: int, enabled: bool = True, unit: str = "iteration", start: int = 0) -> None:
         self.console = Console(stderr=True)
         self.unit = unit
         self.enabled = enabled
@@ -34,7 +34,7 @@ class ProgressDisplay:
             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
             console=self.console, disable=not enabled,
         )
-        self.task = self.progress.add_task("train", total=total, info="")
+        self.task = self.progress.add_task("train", total=total, completed=start, info="")
 
     def __enter__(self) -> "ProgressDisplay":
         self.progress.start()

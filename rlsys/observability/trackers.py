@@ -79,10 +79,15 @@ class TensorBoardTracker:
 
 
 class WandbTracker:
-    def __init__(self, project: str, run_dir: Path, config: dict) -> None:
+    def __init__(self, project: str, run_dir: Path, config: dict, run_id: str | None = None) -> None:
         import wandb
 
-        self.run = wandb.init(project=project, dir=str(run_dir), config=config)
+        # A resumed run continues its W&B run (same id), so the curves go on where they stopped.
+        resume = {"id": run_id, "resume": "allow"} if run_id else {}
+        self.run = wandb.init(project=project, dir=str(run_dir), config=config, **resume)
+
+    def ids(self) -> dict:
+        return {"wandb_run_id": self.run.id}
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.run.log(metrics, step=step)
@@ -103,14 +108,23 @@ class Trackers:
         for sink in self.sinks:
             sink.close()
 
+    def ids(self) -> dict:
+        """What a resumed run needs to continue the same tracker runs (W&B run id)."""
+        out = {}
+        for sink in self.sinks:
+            out.update(sink.ids() if hasattr(sink, "ids") else {})
+        return out
 
-def open_trackers(cfg, run_dir: Path) -> Trackers:
-    """The sinks `cfg.tracking` asks for: JSONL always, Ray gauges, TensorBoard, W&B."""
+
+def open_trackers(cfg, run_dir: Path, resumed: dict | None = None) -> Trackers:
+    """The sinks `cfg.tracking` asks for: JSONL always, Ray gauges, TensorBoard, W&B (`resumed`:
+    the ids a checkpoint saved, to continue the same runs)."""
     sinks = [JsonlTracker(run_dir / "metrics.jsonl")]
     if cfg.tracking.ray_metrics:
         sinks.append(RayMetricsTracker(run_dir.name))
     if cfg.tracking.tensorboard:
         sinks.append(TensorBoardTracker(run_dir / "tensorboard"))
     if cfg.tracking.wandb_project:
-        sinks.append(WandbTracker(cfg.tracking.wandb_project, run_dir, cfg.model_dump(mode="json")))
+        sinks.append(WandbTracker(cfg.tracking.wandb_project, run_dir, cfg.model_dump(mode="json"),
+                                  (resumed or {}).get("wandb_run_id")))
     return Trackers(sinks)

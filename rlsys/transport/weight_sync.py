@@ -132,18 +132,22 @@ def broadcast(sync: SyncGroup, tensor: torch.Tensor) -> None:
     opts = dist.BroadcastOptions()
     opts.rootRank = 0
     work = sync.group.broadcast([tensor], opts)
+    size = f"{tensor.numel() / 2**20:.1f} MiB"
     try:
         finished = work.wait(datetime.timedelta(seconds=sync.timeout_s))
-    except RuntimeError as exc:  # gloo reports its timeout as a RuntimeError
-        finished = False
-        detail = f" ({exc})"
+    except RuntimeError as exc:  # gloo reports a peer that left, and its timeout, as RuntimeError
+        if "closed by peer" in str(exc) or "Connection reset" in str(exc):
+            raise SyncPeerLost(f"weight broadcast of {size} cut short: a member of the sync group left ({exc})") from exc
+        finished, detail = False, f" ({exc})"
     else:
         detail = ""
     if not finished:
-        raise TimeoutError(
-            f"weight broadcast of {tensor.numel() / 2**20:.1f} MiB did not finish within "
-            f"{sync.timeout_s:.0f}s: a peer of the sync group did not join{detail}"
-        )
+        raise TimeoutError(f"weight broadcast of {size} did not finish within {sync.timeout_s:.0f}s: "
+                           f"a peer of the sync group did not join{detail}")
+
+
+class SyncPeerLost(RuntimeError):
+    """A member of the weight-sync group died during a broadcast; the group must be rebuilt."""
 
 
 def tensor_checksum(t: torch.Tensor) -> tuple[float, float]:

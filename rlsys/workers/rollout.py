@@ -68,31 +68,36 @@ class RolloutWorker:
         top_p: float = 1.0,
         prompt_offset: int = 0,
         use_adapter: bool = True,
+        seeds: list[int] | None = None,
     ) -> list[Sample]:
         """Sample len(temperatures) completions per prompt, group by group.
 
         With one temperature the group is a single request with n=G (shared prefill);
         with several, each sample is its own request at its own temperature. With a LoRA
         adapter received, it is used unless `use_adapter` is False (the base model).
+        `seeds` (one per prompt) seed its requests: sample k of a group draws with seed + k,
+        so the same prompt gives the same completions on any engine, in any batch.
         """
         from vllm import SamplingParams
 
-        def params(t: float, n: int) -> SamplingParams:
+        def params(t: float, n: int, seed: int | None) -> SamplingParams:
             greedy = t == 0.0
             return SamplingParams(
-                n=n, temperature=t, top_p=1.0 if greedy else top_p, max_tokens=max_tokens, logprobs=0
+                n=n, temperature=t, top_p=1.0 if greedy else top_p, max_tokens=max_tokens, logprobs=0,
+                seed=None if greedy else seed,
             )
 
         same = len(set(temperatures)) == 1
         requests, sampling = [], []
-        for ids in prompt_ids:
-            if same:
+        for p, ids in enumerate(prompt_ids):
+            seed = seeds[p] if seeds is not None else None
+            if same:  # vLLM seeds child k of an n-request with seed + k
                 requests.append({"prompt_token_ids": list(ids)})
-                sampling.append(params(temperatures[0], len(temperatures)))
+                sampling.append(params(temperatures[0], len(temperatures), seed))
             else:
-                for t in temperatures:
+                for k, t in enumerate(temperatures):
                     requests.append({"prompt_token_ids": list(ids)})
-                    sampling.append(params(t, 1))
+                    sampling.append(params(t, 1, None if seed is None else seed + k))
         adapter = self.adapter if use_adapter else None
         outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=adapter)
         samples: list[Sample] = []

@@ -38,6 +38,11 @@ class RlsysWorkerExtension:
             broadcast(self._rlsys_sync, flat)
             yield from unpack_bucket(flat, bucket)
 
+    def _rlsys_staged(self, plan: SyncPlan, device: torch.device) -> list[tuple[str, torch.Tensor]]:
+        """Every bucket received before any weight is touched: a sync cut short by a peer
+        that died raises here and leaves the engine's weights whole."""
+        return list(self._rlsys_stream(plan, device))
+
     def rlsys_receive_weights(self, wire_plan: dict) -> dict:
         """Load the broadcast weights in place, then report what was loaded: the HF names the
         engine expects but did not get (`missing`), names it got but has no place for
@@ -55,7 +60,10 @@ class RlsysWorkerExtension:
         # one call, and the stream keeps only one bucket in memory at a time.
         # Read the device now: during the reload the parameters sit on the meta device.
         device = getattr(self, "device", None) or torch.device("cpu")
-        self.model_runner.reload_weights(weights_iterator=recorded(self._rlsys_stream(plan, device)))
+        # Staged (the default): one copy of the weights in memory while they arrive; else a lazy
+        # stream that holds one bucket, and a sync cut short leaves the engine to be replaced.
+        stream = self._rlsys_staged(plan, device) if wire_plan.get("staged", True) else self._rlsys_stream(plan, device)
+        self.model_runner.reload_weights(weights_iterator=recorded(iter(stream)))
         self._rlsys_version = plan.version
         keys = self.rlsys_weight_keys()
         expected = {part for key in keys for part in key.split("+")}
@@ -81,7 +89,7 @@ class RlsysWorkerExtension:
         if worker_manager is None:
             raise RuntimeError("this engine was started without LoRA support; start it with lora_rank set")
         device = getattr(self, "device", None) or torch.device("cpu")
-        tensors = {name: t.clone() for name, t in self._rlsys_stream(plan, device)}
+        tensors = {name: t.clone() for name, t in self._rlsys_staged(plan, device)}
         # Checksums as received: vLLM folds alpha / r into B in place when it loads the adapter.
         probes = set(wire_plan.get("probes", ()))
         received = {name: tensor_checksum(t) for name, t in tensors.items() if name in probes}

@@ -93,7 +93,7 @@ def test_zero3_two_ranks_train_like_zero2_and_sync_to_an_engine(local_ray, tiny_
     keys = local_ray.get(rollout.weight_keys.remote())
     sync = cfg.sync.model_copy(update={"probes": len(keys)})  # check every tensor
     out = push_weights(ActorGroup(learners, ["learner-0", "learner-1"]), ActorGroup([rollout], ["rollout-0"]), sync,
-                       "float32", 1, keys)
+                       "float32", 1, keys)[0]
     assert out["sync/probes"] == len(keys)
     # Independently of the probes: the engine's tensors equal the saved (gathered) weights.
     saved = _weights(tmp_path / "model")

@@ -43,7 +43,7 @@ def _greedy(local_ray, rollout, use_adapter=True):
 
 def _sync(cfg, learner, rollout, version):
     return push_weights(ActorGroup([learner], ["learner-0"]), ActorGroup([rollout], ["rollout-0"]), cfg.sync,
-                        "float32", version, [])
+                        "float32", version, [])[0]
 
 
 def _learner_logprobs(local_ray, learner, samples):

@@ -124,7 +124,7 @@ def test_sync_makes_engine_weights_equal_and_changes_greedy_outputs(actors, loca
     plan = local_ray.get(learner.weight_plan.remote(cfg.sync.bucket_mb, "float32", 1))
     assert len(plan["buckets"]) > 1  # bucketing exercised
     stats = push_weights(ActorGroup([learner], ["learner-0"]), ActorGroup([rollout], ["rollout-0"]), cfg.sync, "float32", 1,
-                         keys)
+                         keys)[0]
     assert stats["sync/version"] == 1 and stats["sync/probes"] == cfg.sync.probes
     assert stats["sync/bytes"] == sum(m[4] for b in plan["buckets"] for m in b)
     engine_after = local_ray.get(rollout.checksums.remote())

@@ -1,0 +1,150 @@
+"""The rollout pool: vLLM rollout workers that heal and scale inside a running job.
+
+Each worker sits in a slot (`rollout-<i>`). A worker that dies (its process ended, `ray
+kill`) is replaced in its slot, up to `rollout.max_restarts` times per slot; the
+replacement joins a weight-sync group rebuilt for the new membership (a new rendezvous,
+never the old group), receives the current weights, and only then re-runs the share of
+prompts its predecessor had not returned. `scale(n)` adds or removes workers between
+iterations the same way. The pool owns the sync group's membership, so every change of
+membership goes through `rejoin`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rlsys.config import SyncConfig
+from rlsys.distributed.calls import Died, RunError, dead, outcomes
+from rlsys.distributed.groups import ActorGroup
+from rlsys.distributed.weight_push import init_weight_sync, push_weights
+from rlsys.types import PromptItem, Sample
+
+
+class RolloutPool(ActorGroup):
+    def __init__(self, start_worker: Callable[[int], object], size: int, max_restarts: int,
+                 start_timeout_s: float) -> None:
+        self.start_worker, self.max_restarts, self.start_timeout_s = start_worker, max_restarts, start_timeout_s
+        self.slots = list(range(size))
+        super().__init__([start_worker(i) for i in self.slots], [f"rollout-{i}" for i in self.slots])
+        self.restarts = {i: 0 for i in self.slots}
+        self.events: list[dict] = []  # not yet taken by the loop
+        self.events_seen: list[dict] = []  # every restart and scale of this job
+        self.learners = None
+        self.version = 0  # the weights every engine holds (0: the model as loaded)
+
+    # ----- membership ---------------------------------------------------------------
+    def ready(self, what: str) -> None:
+        """Every worker answers; one that died on the way is replaced."""
+        while died := dead(outcomes([h.ping.remote() for h in self.handles], self.names, what, self.start_timeout_s)):
+            self._replace(died, what)
+
+    def attach(self, learners: ActorGroup, backend: str, sync: SyncConfig, dtype: str) -> None:
+        """Join the learner in a weight-sync group; from here on the pool keeps the group whole."""
+        self.learners, self.backend, self.sync_cfg, self.dtype = learners, backend, sync, dtype
+        self.ready("starting vLLM engines")
+        self.engine_keys = self.first("weight_keys", what="listing the engine's weights",
+                                      timeout_s=self.start_timeout_s)
+        self.regroup("joining the weight-sync group")
+
+    def regroup(self, what: str) -> None:
+        """A new sync group (new rendezvous, new world size) of learner rank 0 and every worker."""
+        while True:
+            self.ready(what)
+            if self.learners is None:  # sampling only (make-pairs): no weights to sync
+                return
+            died = init_weight_sync(self.learners, self, self.backend, self.sync_cfg, self.start_timeout_s)
+            if not died:
+                return
+            self._replace(died, what)
+
+    def rejoin(self, what: str) -> None:
+        """After a change of membership: a new group, then the current weights to every engine
+        (a new worker holds the model as loaded)."""
+        self.regroup(what)
+        if self.version:
+            self.push(self.version, what)
+
+    def push(self, version: int, what: str = "weight sync") -> dict:
+        """The learner's weights to every engine as `version`, verified there. A worker that
+        dies meanwhile is replaced and the sync is redone over a rebuilt group."""
+        while True:
+            stats, died = push_weights(self.learners, self, self.sync_cfg, self.dtype, version, self.engine_keys)
+            if not died:
+                self.version = version
+                return stats
+            self._replace(died, what)
+            self.regroup(what)
+
+    def scale(self, size: int) -> dict:
+        """Grow or shrink to `size` workers between iterations (removed ones are idle then)."""
+        if size < 1:
+            raise RunError(f"rollout workers: cannot scale to {size}; keep at least 1")
+        before = len(self)
+        while len(self) > size:
+            handle = self.handles.pop()
+            self.names.pop()
+            self._kill(handle)
+        while len(self) < size:
+            slot = max(self.slots) + 1
+            self.slots.append(slot)
+            self.restarts[slot] = 0
+            self.handles.append(self.start_worker(slot))
+            self.names.append(f"rollout-{slot}")
+        self.slots = self.slots[:size]
+        if size != before:
+            self.rejoin(f"scaling rollout workers {before} -> {size}")
+            self.events.append({"event": "scale", "from": before, "to": size, "time": time.time()})
+        return {"rollout/workers": float(len(self)), "sync/world_size": float(len(self) + 1)}
+
+    def _replace(self, positions: list[int], during: str) -> None:
+        for pos in sorted(set(positions)):
+            slot, name = self.slots[pos], self.names[pos]
+            self.restarts[slot] += 1
+            if self.restarts[slot] > self.max_restarts:
+                raise RunError(f"{during}: {name} died {self.restarts[slot]} times, more than rollout.max_restarts="
+                               f"{self.max_restarts}; see its log in the Ray dashboard (or /tmp/ray/session_latest/logs)")
+            self._kill(self.handles[pos])
+            self.handles[pos] = self.start_worker(slot)
+            self.events.append({"event": "restart", "worker": name, "during": during, "time": time.time()})
+            print(f"rlsys: {name} died during {during}; replaced (restart {self.restarts[slot]} of "
+                  f"{self.max_restarts})", flush=True)
+
+    @staticmethod
+    def _kill(handle) -> None:
+        import ray
+
+        try:
+            ray.kill(handle)
+        except Exception:  # already gone
+            pass
+
+    def take_events(self) -> list[dict]:
+        events, self.events = self.events, []
+        self.events_seen += events
+        return events
+
+    @property
+    def total_restarts(self) -> int:
+        return sum(self.restarts.values())
+
+    # ----- work ---------------------------------------------------------------------
+    def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int, top_p: float,
+                 what: str, timeout_s: float | None, seeds: list[int] | None = None) -> list[Sample]:
+        """Contiguous chunks of `items`, one per worker; a chunk whose worker died is re-run by
+        its replacement (with the same per-request seeds), so no prompt is lost or doubled."""
+        n = len(self)
+        chunks = [(i * len(items) // n, (i + 1) * len(items) // n) for i in range(n)]
+        done: dict[int, list[Sample]] = {}
+        while len(done) < n:
+            todo = [i for i in range(n) if i not in done]
+            refs = [self.handles[i].generate.remote(
+                [it.prompt_ids for it in items[a:b]], temperatures, max_tokens, top_p, a,
+                seeds=seeds[a:b] if seeds is not None else None) for i, (a, b) in ((i, chunks[i]) for i in todo)]
+            results = outcomes(refs, [self.names[i] for i in todo], what, timeout_s)
+            died = [i for i, r in zip(todo, results) if isinstance(r, Died)]
+            done.update({i: r for i, r in zip(todo, results) if not isinstance(r, Died)})
+            if died:
+                self._replace(died, what)
+                self.rejoin(what)
+        return [s for i in range(n) for s in done[i]]

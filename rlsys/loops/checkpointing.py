@@ -1,0 +1,76 @@
+"""The loop's side of checkpoints: continue a run from one (weights pushed to every engine
+before any sample is drawn), and write them on schedule with everything the run needs to
+go on exactly: the iteration, the weight version, the prompt sampler, the evaluations so
+far, the tracker ids, and each rank's optimiser digest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rlsys.checkpoints import CheckpointStore, read_state, whole_checkpoints
+from rlsys.config import dump_config
+from rlsys.data.samplers import PromptSampler
+
+# Per-iteration logs of the run folder: a resumed run cuts them back to its checkpoint.
+ITERATION_LOGS = ("metrics.jsonl", "samples.jsonl", "data_order.jsonl", "eval_samples.jsonl")
+
+
+def truncate_log(path: Path, last_iteration: int) -> None:
+    """Keep the rows of iterations up to `last_iteration` (those after it are redone)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("iteration", 0) <= last_iteration]
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    tmp.rename(path)
+
+
+class RunCheckpoints:
+    def __init__(self, ctl, run_dir: Path, sampler: PromptSampler) -> None:
+        cfg = ctl.cfg
+        self.ctl, self.run_dir, self.sampler = ctl, run_dir, sampler
+        self.every = cfg.run.checkpoint_every
+        self.store = CheckpointStore(run_dir, cfg.run.keep_checkpoints, cfg.run.best_by, cfg.run.best_mode) \
+            if self.every else None
+        self.resumed_from = getattr(ctl, "resume_from", None)
+        self.state: dict = {}
+
+    def restore(self) -> int:
+        """Load the checkpoint this run continues from (if any); the first iteration to run."""
+        if self.resumed_from is None:
+            return 1
+        point, ctl = self.resumed_from, self.ctl
+        self.state = read_state(point)
+        ctl.load_checkpoint(point, self.state["digests"])
+        self.sampler.load_state_dict(self.state["sampler"])
+        ctl.version = self.state["version"]
+        ctl.sync(version=self.state["version"])  # every engine holds the checkpoint's weights before sampling
+        for name in ITERATION_LOGS:
+            truncate_log(self.run_dir / name, self.state["iteration"])
+        print(f"rlsys: resumed from {point} (iteration {self.state['iteration']}, weights version {ctl.version})",
+              flush=True)
+        return self.state["iteration"] + 1
+
+    def due(self, it: int, last: int) -> bool:
+        return bool(self.every) and (it % self.every == 0 or it == last)
+
+    def save(self, it: int, evaluation: dict[str, float], eval_before: dict, restarts: int,
+             tracker_ids: dict) -> Path:
+        ctl = self.ctl
+        tmp = self.store.begin(it)
+        state = {
+            "iteration": it, "version": ctl.version, "sampler": self.sampler.state_dict(),
+            "eval": evaluation, "eval_before": eval_before, "restarts": restarts, "trackers": tracker_ids,
+            "digests": ctl.save_checkpoint(tmp),
+            "resumed_from": str(self.resumed_from) if self.resumed_from else None,
+        }
+        return self.store.commit(tmp, state, dump_config(ctl.cfg))
+
+    def best(self) -> str | None:
+        best = self.store.best() if self.store else None
+        return str(best) if best else None
+
+    def listing(self) -> list[str]:
+        return [str(p) for p in whole_checkpoints(self.run_dir)]
