@@ -114,7 +114,7 @@ class Controller:
         items = self.data.evaluation
         max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
         samples = self.generate(items, [0.0], max_tokens, "eval")
-        self.eval_rows = [{"eval_index": s.prompt_index, "completion": s.text} for s in samples]
+        self.eval_rows = [{"eval_index": s.prompt_index, "completion": s.text, "logprob": sum(s.sampling_logprobs)} for s in samples]
         metrics = task_metrics(
             [s.text for s in samples], [items[s.prompt_index].answer for s in samples],
             [len(s.completion_ids) for s in samples], template_format_style(self.cfg.data.template),
@@ -132,7 +132,7 @@ class Controller:
         """Greedy completions of the first `count` held-out prompts (as evaluation writes them)."""
         max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
         samples = self.generate(self.data.evaluation[:count], [0.0], max_tokens, "eval")
-        return [{"eval_index": s.prompt_index, "completion": s.text} for s in samples]
+        return [{"eval_index": s.prompt_index, "completion": s.text, "logprob": sum(s.sampling_logprobs)} for s in samples]
 
     def sync(self, version: int | None = None) -> dict[str, float]:
         """The learner's weights to every engine as the next version (or `version`)."""
