@@ -40,6 +40,8 @@ def iteration_metrics(samples: list[Sample], rewards: list[float], parts: dict[s
         "rollout/accuracy": sum(parts.get("correctness", [0.0])) / len(samples),
         "rollout/mixed_groups": float((grouped.amax(dim=1) > grouped.amin(dim=1)).double().mean()),
         "rollout/tokens": float(sum(lengths)),
+        "rollout/samples": float(len(samples)),
+        "rollout/prompts": float(len({s.prompt_index for s in samples})),
         "rollout/mean_completion_tokens": sum(lengths) / len(lengths),
         "rollout/tokens_per_s": sum(lengths) / max(seconds.get("time/generation", 0.0), 1e-9),
     }

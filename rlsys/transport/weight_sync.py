@@ -9,6 +9,7 @@ NCCL on GPU: the same code, a different backend.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -107,6 +108,7 @@ class SyncGroup:
     group: dist.ProcessGroup
     store: dist.TCPStore  # must outlive the group
     timeout_s: float
+    backend: str = "gloo"
 
 
 def create_group(backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> SyncGroup:
@@ -125,25 +127,56 @@ def create_group(backend: str, host: str, port: int, rank: int, world_size: int,
         group = dist.ProcessGroupNCCL(prefixed, rank, world_size, opts)
     else:
         raise ValueError(f"unknown weight-sync backend {backend!r}; use 'gloo' or 'nccl'")
-    return SyncGroup(group, store, timeout_s)
+    return SyncGroup(group, store, timeout_s, backend)
+
+
+ABORTED = "rlsys-sync-aborted"  # a store key: a member saw a peer leave; the others stop waiting
+POLL = datetime.timedelta(seconds=0.5)
 
 
 def broadcast(sync: SyncGroup, tensor: torch.Tensor) -> None:
+    """One broadcast from rank 0, bounded by the group's timeout. Gloo waits in short polls:
+    when any member sees a peer leave it marks the group aborted in the rendezvous store, so
+    members still waiting on a live peer stop within a poll, not at the timeout."""
     opts = dist.BroadcastOptions()
     opts.rootRank = 0
     work = sync.group.broadcast([tensor], opts)
     size = f"{tensor.numel() / 2**20:.1f} MiB"
+    if sync.backend != "gloo":
+        if not work.wait(datetime.timedelta(seconds=sync.timeout_s)):
+            raise TimeoutError(f"weight broadcast of {size} did not finish within {sync.timeout_s:.0f}s")
+        return
+    deadline = time.monotonic() + sync.timeout_s
+    while True:
+        try:
+            if work.wait(POLL):
+                return
+        except RuntimeError as exc:  # gloo reports a peer that left, and a poll's timeout, as RuntimeError
+            if "closed by peer" in str(exc) or "Connection reset" in str(exc):
+                _mark_aborted(sync)
+                raise SyncPeerLost(f"weight broadcast of {size} cut short: a member of the sync group left "
+                                   f"({exc})") from exc
+            if "timed out" not in str(exc).lower():
+                raise
+        if _aborted(sync):
+            raise SyncPeerLost(f"weight broadcast of {size} cut short: another member saw a peer leave")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"weight broadcast of {size} did not finish within {sync.timeout_s:.0f}s: "
+                               "a peer of the sync group did not join")
+
+
+def _mark_aborted(sync: SyncGroup) -> None:
     try:
-        finished = work.wait(datetime.timedelta(seconds=sync.timeout_s))
-    except RuntimeError as exc:  # gloo reports a peer that left, and its timeout, as RuntimeError
-        if "closed by peer" in str(exc) or "Connection reset" in str(exc):
-            raise SyncPeerLost(f"weight broadcast of {size} cut short: a member of the sync group left ({exc})") from exc
-        finished, detail = False, f" ({exc})"
-    else:
-        detail = ""
-    if not finished:
-        raise TimeoutError(f"weight broadcast of {size} did not finish within {sync.timeout_s:.0f}s: "
-                           f"a peer of the sync group did not join{detail}")
+        sync.store.set(ABORTED, "1")
+    except RuntimeError:  # the store's host (learner rank 0) is gone too
+        pass
+
+
+def _aborted(sync: SyncGroup) -> bool:
+    try:
+        return sync.store.check([ABORTED])
+    except RuntimeError:  # the store's host left: the group cannot finish
+        return True
 
 
 class SyncPeerLost(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 
 from rlsys.models.lora import engine_max_rank
 from rlsys.types import Sample
@@ -99,7 +100,8 @@ class RolloutWorker:
                     requests.append({"prompt_token_ids": list(ids)})
                     sampling.append(params(t, 1, None if seed is None else seed + k))
         adapter = self.adapter if use_adapter else None
-        outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=adapter)
+        with exit_if_engine_died(self.name):
+            outputs = self.llm.generate(requests, sampling, use_tqdm=False, lora_request=adapter)
         samples: list[Sample] = []
         group = len(temperatures)
         for req_index, out in enumerate(outputs):
@@ -128,10 +130,9 @@ class RolloutWorker:
     def receive_weights(self, wire_plan: dict) -> dict:
         """Take the broadcast weights; raise `WeightSyncError` naming this engine and the
         tensors unless every tensor it computes with was loaded. The version moves only then."""
-        if "adapter" in wire_plan:
-            report = self.llm.collective_rpc("rlsys_receive_adapter", args=(wire_plan,))[0]
-        else:
-            report = self.llm.collective_rpc("rlsys_receive_weights", args=(wire_plan,))[0]
+        method = "rlsys_receive_adapter" if "adapter" in wire_plan else "rlsys_receive_weights"
+        with exit_if_engine_died(self.name):
+            report = self.llm.collective_rpc(method, args=(wire_plan,))[0]
         # Cached KV blocks were computed by the old weights.
         self.llm.reset_prefix_cache()
         problems = []
@@ -161,6 +162,19 @@ class RolloutWorker:
 
     def checksums(self, keys: list[str] | None = None) -> dict[str, tuple[float, float]]:
         return self.llm.collective_rpc("rlsys_checksums", args=(keys,))[0]
+
+
+@contextmanager
+def exit_if_engine_died(name: str):
+    """A worker whose vLLM engine process died cannot serve again: end the actor, so that Ray
+    reports it dead and the rollout pool replaces it (instead of an error on every call)."""
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    try:
+        yield
+    except EngineDeadError as exc:
+        print(f"{name}: its vLLM engine died ({exc}); the worker exits to be replaced", flush=True)
+        os._exit(1)
 
 
 class WeightSyncError(RuntimeError):

@@ -1,0 +1,115 @@
+"""Rollout workers that die inside a running job: one dies in the middle of generation, its
+replacement dies in the middle of a weight sync. The run (real vLLM engines, a real
+DeepSpeed learner, gloo sync) finishes every iteration; each iteration samples every prompt
+exactly one group's worth; the final replacement holds the learner's weights and writes
+the surviving worker's greedy completions; the metrics and summary record both restarts.
+
+The deaths are real process exits (`os._exit`) placed at chosen points by a subclass of
+the rollout worker defined here: the points a test must hit are not reachable by timing."""
+
+import json
+import os
+import sys
+
+import pytest
+import ray
+
+from rlsys.config import Config
+from rlsys.workers.rollout import RolloutWorker
+
+pytestmark = pytest.mark.ray
+
+
+class DiesOnce(RolloutWorker):
+    """Exits its process at the `nth` call of `point`: 'generate' after generating (the
+    completions never return), 'receive_weights' as the sync starts (the learner and the
+    other engine are already inside the broadcast)."""
+
+    def __init__(self, *args, point: str, nth: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.point, self.nth, self.calls = point, nth, 0
+
+    def _maybe_die(self, point: str) -> None:
+        if point == self.point:
+            self.calls += 1
+            if self.calls == self.nth:
+                os._exit(1)
+
+    def generate(self, *args, **kwargs):
+        out = super().generate(*args, **kwargs)
+        self._maybe_die("generate")
+        return out
+
+    def receive_weights(self, wire_plan):
+        self._maybe_die("receive_weights")
+        return super().receive_weights(wire_plan)
+
+
+def _cfg(path: str, run_dir) -> Config:
+    return Config.model_validate({
+        "run": {"dir": str(run_dir), "iterations": 3, "seed": 0},
+        "model": {"path": path, "dtype": "float32", "max_model_len": 256},
+        "data": {"source": "reasoning_gym", "task": "chain_sum", "train_size": 32, "eval_size": 4},
+        "rollout": {"num_workers": 2, "prompts_per_iteration": 4, "group_size": 4, "max_new_tokens": 16,
+                    "kv_cache_gib": 0.25, "num_cpus": 0.5, "max_restarts": 2},
+        "learner": {"mini_batch_size": 8, "micro_batch_size": 8, "lr": 1e-3, "num_cpus": 0.5},
+        "reward": {"num_cpus": 0.5},
+        "sync": {"bucket_mb": 0.05, "timeout_s": 30},
+        "tracking": {"console": False, "ray_metrics": False},
+    })
+
+
+def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_model_path, tmp_path, monkeypatch):
+    import cloudpickle
+
+    from rlsys.controller import Controller
+    from rlsys.distributed import actors
+    from rlsys.loops import sync_rl
+    from rlsys.preparation import prepare, prepare_run_dir
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers import it by value
+    cfg = _cfg(tiny_model_path, tmp_path / "run")
+    started = {}
+    plain = actors.start_rollout_worker
+
+    def start(cfg_, model_path, slot):
+        started[slot] = started.get(slot, 0) + 1
+        faults = {(1, 1): ("generate", 2), (1, 2): ("receive_weights", 2)}  # (slot, instance) -> death
+        if (slot, started[slot]) not in faults:
+            return plain(cfg_, model_path, slot)
+        point, nth = faults[slot, started[slot]]
+        return ray.remote(num_cpus=0.5, max_restarts=0)(DiesOnce).remote(
+            model_path, dtype="float32", max_model_len=256, kv_cache_gib=0.25, seed=slot, name=f"rollout-{slot}",
+            point=point, nth=nth)
+
+    monkeypatch.setattr(actors, "start_rollout_worker", start)
+    prepared = prepare(cfg)
+    run_dir = prepare_run_dir(cfg)
+    ctl = Controller(cfg)
+    try:
+        ctl.start(prepared)
+        summary = sync_rl.run(ctl, run_dir)
+        # Both engines now hold the learner's weights and write the same greedy completions.
+        prompts = [it.prompt_ids for it in prepared.evaluation]
+        survivor, replacement = ctl.rollout.handles
+        greedy = ray.get([h.generate.remote(prompts, [0.0], 16) for h in (survivor, replacement)])
+        assert [s.completion_ids for s in greedy[0]] == [s.completion_ids for s in greedy[1]]
+        assert [s.weight_version for s in greedy[1]] == [3] * len(prompts)
+        assert ray.get(survivor.checksums.remote()) == ray.get(replacement.checksums.remote())
+    finally:
+        ctl.shutdown()
+
+    assert started == {0: 1, 1: 3}  # slot 1: the first worker, the one that died in the sync, the last
+    assert summary["iterations"] == 3 and summary["final_weight_version"] == 3
+    assert summary["restarts"] == 2
+    assert [(e["worker"], e["during"]) for e in summary["restart_events"]] == [
+        ("rollout-1", "generation"), ("rollout-1", "weight sync")]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2, 3]
+    assert [r["rollout/restarts_now"] for r in rows] == [1.0, 1.0, 0.0]
+    assert [r["rollout/restarts"] for r in rows] == [1.0, 2.0, 2.0]
+    # No prompt lost or doubled: each iteration's 4 prompts, 4 samples each, all scored.
+    assert all(r["rollout/prompts"] == 4 and r["rollout/samples"] == 16 for r in rows)
+    assert [r["sync/version"] for r in rows] == [1.0, 2.0, 3.0]
+    order = [json.loads(line)["data_index"] for line in (run_dir / "data_order.jsonl").read_text().splitlines()]
+    assert all(len(set(ix)) == 4 for ix in order)
