@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--num-tokens", type=int, default=128)
     a.add_argument("--max-words", type=int, default=50000, help="words sampled from the list")
     a.add_argument("--out", required=True, help="output model folder (must not exist)")
+    sc = sub.add_parser("scale", help="add or remove rollout workers of a running job (between its iterations)")
+    sc.add_argument("run", help="the run folder (it holds control.json) or the run's name (its folder's name)")
+    sc.add_argument("--rollout", type=int, required=True, help="rollout workers wanted")
+    sc.add_argument("--address", default=None, help="the job's Ray cluster (default: RAY_ADDRESS, else control.json)")
     for name, help_text in (("teacher-start", "start the named, detached teacher pool of CONFIG and exit"),
                             ("teacher-stop", "stop the named teacher pool of CONFIG")):
         t = sub.add_parser(name, help=help_text)
@@ -131,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                               "tokens_per_word_before": result.tokens_per_word_before,
                               "tokens_per_word_after": result.tokens_per_word_after,
                               "examples": _readable_tokens(args.out, result.new_tokens[:20])}, ensure_ascii=False))
+            return 0
+        if args.command == "scale":
+            from rlsys.distributed.control import request_scale
+
+            print(request_scale(args.run, args.rollout, args.address))
             return 0
         if args.command in ("teacher-start", "teacher-stop"):
             return _teacher_command(args)

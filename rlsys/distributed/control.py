@@ -55,6 +55,11 @@ def request_scale(run: str, rollout: int, address: str | None) -> str:
         name, address = where["actor"], address or os.environ.get("RAY_ADDRESS") or where["ray_address"]
     else:
         name, address = control_name(Path(run).name), address or os.environ.get("RAY_ADDRESS") or "auto"
+    if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+        # A local Ray turns token auth on by itself when this token exists; a client that joins
+        # it must ask for token mode, or the cluster refuses it.
+        os.environ["RAY_AUTH_MODE"] = "token"
+        ray._raylet.Config.initialize("")  # Ray caches its settings at import: read the mode again
     ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     try:
         handle = ray.get_actor(name, namespace=NAMESPACE)
