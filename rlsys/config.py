@@ -127,6 +127,9 @@ class RewardConfig(Section):
     squash_temperature: float = Field(1.0, gt=0.0)
     minillm: MiniLLMConfig = Field(default_factory=MiniLLMConfig)
     num_cpus: float = Field(0.1, ge=0.0)
+    max_restarts: int = Field(3, ge=0)
+    """Restart a reward worker (or reward-model actor) that dies this many times; its
+    unfinished call is re-run. Counted in the metrics (`reward/restarts`) and the summary."""
 
 
 class SyncConfig(Section):

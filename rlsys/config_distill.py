@@ -56,8 +56,9 @@ class TeacherConfig(Section):
     namespace: str = "rlsys"
     detached: bool = False
     """Keep named teacher actors alive after the job (stop them with `rlsys teacher-stop`)."""
-    max_restarts: int = Field(0, ge=0)
-    """Restart a teacher that dies this many times (requests are retried) before failing."""
+    max_restarts: int = Field(3, ge=0)
+    """Restart a teacher that dies this many times (its unfinished requests are re-run) before
+    failing; restarts are counted in the metrics (`teacher/restarts`) and the summary."""
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
 

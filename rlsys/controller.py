@@ -155,12 +155,20 @@ class Controller:
 
     def restart_metrics(self) -> dict[str, float]:
         events = self.rollout.take_events()
-        return {"rollout/restarts": float(self.rollout.total_restarts), "rollout/workers": float(len(self.rollout)),
-                "rollout/restarts_now": float(sum(e["event"] == "restart" for e in events))}
+        return {"rollout/workers": float(len(self.rollout)),
+                "rollout/restarts_now": float(sum(e["event"] == "restart" for e in events)),
+                **{f"{role}/restarts": float(n) for role, n in self.restarts_by_role().items()}}
+
+    def restarts_by_role(self) -> dict[str, int]:
+        """Actors replaced (rollout workers) or restarted by Ray (teachers, reward worker) in this job."""
+        out = {"rollout": self.rollout.total_restarts, "reward": self.reward.ray_restarts()}
+        if self.teachers is not None:
+            out["teacher"] = self.teachers.ray_restarts()
+        return out
 
     def restarts(self, resumed: dict) -> int:
-        """Rollout workers replaced over the whole run, the segments before a resume included."""
-        return resumed.get("restarts", 0) + self.rollout.total_restarts
+        """Restarts over the whole run, the segments before a resume included."""
+        return resumed.get("restarts", 0) + sum(self.restarts_by_role().values())
 
     def save_checkpoint(self, directory: Path) -> dict[str, list[str]]:
         """Every learner and critic rank's training state under `directory`; their optimiser digests."""

@@ -107,7 +107,8 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
     for term in cfg.reward.terms:
         if term.name == "reward_model":
             kwargs = dict(term.kwargs)
-            options = {"num_cpus": kwargs.pop("num_cpus", 1), "num_gpus": kwargs.pop("num_gpus", 0), "max_restarts": 0}
+            options = {"num_cpus": kwargs.pop("num_cpus", 1), "num_gpus": kwargs.pop("num_gpus", 0),
+                       **stateless_restarts(cfg.reward.max_restarts)}
             handle = ray.remote(RewardModelScorer).options(**options).remote(**kwargs)
             out[term.name] = RemoteRewardModel(handle, cfg.run.timeout("reward"))
     if out:  # loaded and placed, or a named error at start-up instead of a wait in the reward phase
@@ -116,9 +117,17 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
     return out
 
 
-def start_reward_worker(cfg: Config):
-    return ray.remote(num_cpus=cfg.reward.num_cpus, max_restarts=0)(RewardWorker).remote(
+def start_reward_worker(cfg: Config, cls: type = RewardWorker):
+    return ray.remote(num_cpus=cfg.reward.num_cpus, **stateless_restarts(cfg.reward.max_restarts))(cls).remote(
         cfg.reward, cfg.data.template, start_reward_models(cfg))
+
+
+def stateless_restarts(max_restarts: int) -> dict:
+    """Teachers, reward workers and reward models hold no state a run changes: Ray restarts one
+    that dies and re-runs its unfinished calls on it (their answers do not depend on which
+    process gives them). Rollout workers are replaced by their pool instead: they must rejoin
+    the weight-sync group and receive the current weights first."""
+    return {"max_restarts": max_restarts, "max_task_retries": max_restarts}
 
 
 def teacher_names(cfg: Config) -> list[str]:
@@ -131,8 +140,8 @@ def start_teachers(cfg: Config, model_path: str) -> list:
     started them, and outlive this job when `teacher.detached`."""
     tc = cfg.teacher
     remote = ray.remote(TeacherService)
-    options = {"num_cpus": tc.num_cpus, "num_gpus": tc.num_gpus, "max_restarts": tc.max_restarts,
-               "max_task_retries": tc.max_restarts, "max_concurrency": 1000}
+    options = {"num_cpus": tc.num_cpus, "num_gpus": tc.num_gpus, **stateless_restarts(tc.max_restarts),
+               "max_concurrency": 1000}
     handles = []
     for i, name in enumerate(teacher_names(cfg)):
         named = {"name": name, "namespace": tc.namespace, "get_if_exists": True} if tc.name else {}

@@ -36,6 +36,18 @@ class ActorGroup:
         """`method(*args, **kwargs)` on the first actor only (rank 0, engine 0, the reward worker)."""
         return wait_all([getattr(self.handles[0], method).remote(*args, **kwargs)], self.names[:1], what, timeout_s)[0]
 
+    def ray_restarts(self) -> int:
+        """How often Ray restarted this group's actors (the GCS actor table; works without a dashboard)."""
+        from ray._private import state
+
+        total = 0
+        for handle in self.handles:
+            try:
+                total += int(state.actors(handle._actor_id.hex()).get("NumRestarts", 0))
+            except Exception:  # an actor the table no longer holds
+                pass
+        return total
+
     def kill(self) -> None:
         import ray
 

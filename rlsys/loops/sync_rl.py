@@ -100,6 +100,7 @@ def run(ctl, run_dir: Path) -> dict:
     saved = ctl.save(run_dir)
     return {"eval_before": eval_before, "eval_after": eval_after, "iterations": last,
             "wall_seconds": time.perf_counter() - started, "final_weight_version": ctl.version,
-            "restarts": ctl.restarts(resumed), "restart_events": ctl.rollout.events_seen,
+            "restarts": ctl.restarts(resumed), "restarts_by_role": ctl.restarts_by_role(),
+            "restart_events": ctl.rollout.events_seen,
             "resumed_from": str(checkpoints.resumed_from) if checkpoints.resumed_from else None,
             "checkpoints": checkpoints.listing(), "best_checkpoint": checkpoints.best(), **saved}

@@ -1,5 +1,5 @@
 """Rollout workers that die inside a running job: one dies in the middle of generation, its
-replacement dies in the middle of a weight sync. The run (real vLLM engines, a real
+replacement dies in the middle of a weight sync; the reward worker dies in a call. The run (real vLLM engines, a real
 DeepSpeed learner, gloo sync) finishes every iteration; each iteration samples every prompt
 exactly one group's worth; the final replacement holds the learner's weights and writes
 the surviving worker's greedy completions; the metrics and summary record both restarts.
@@ -15,6 +15,7 @@ import pytest
 import ray
 
 from rlsys.config import Config
+from rlsys.workers.reward import RewardWorker
 from rlsys.workers.rollout import RolloutWorker
 
 pytestmark = pytest.mark.ray
@@ -43,6 +44,19 @@ class DiesOnce(RolloutWorker):
     def receive_weights(self, wire_plan):
         self._maybe_die("receive_weights")
         return super().receive_weights(wire_plan)
+
+
+class RewardDiesOnce(RewardWorker):
+    """Exits its process in its third call: in iteration 3, or never after Ray restarts it
+    (a new process counts from zero), so exactly one restart."""
+
+    calls = 0
+
+    def score(self, *args, **kwargs):
+        type(self).calls += 1
+        if type(self).calls == 3:
+            os._exit(1)
+        return super().score(*args, **kwargs)
 
 
 def _cfg(path: str, run_dir) -> Config:
@@ -83,6 +97,8 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
             point=point, nth=nth)
 
     monkeypatch.setattr(actors, "start_rollout_worker", start)
+    plain_reward = actors.start_reward_worker
+    monkeypatch.setattr(actors, "start_reward_worker", lambda cfg_: plain_reward(cfg_, cls=RewardDiesOnce))
     prepared = prepare(cfg)
     run_dir = prepare_run_dir(cfg)
     ctl = Controller(cfg)
@@ -101,13 +117,14 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
 
     assert started == {0: 1, 1: 3}  # slot 1: the first worker, the one that died in the sync, the last
     assert summary["iterations"] == 3 and summary["final_weight_version"] == 3
-    assert summary["restarts"] == 2
+    assert summary["restarts"] == 3 and summary["restarts_by_role"] == {"rollout": 2, "reward": 1}
     assert [(e["worker"], e["during"]) for e in summary["restart_events"]] == [
         ("rollout-1", "generation"), ("rollout-1", "weight sync")]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2, 3]
     assert [r["rollout/restarts_now"] for r in rows] == [1.0, 1.0, 0.0]
     assert [r["rollout/restarts"] for r in rows] == [1.0, 2.0, 2.0]
+    assert [r["reward/restarts"] for r in rows] == [0.0, 0.0, 1.0]  # its call in iteration 3 was re-run
     # No prompt lost or doubled: each iteration's 4 prompts, 4 samples each, all scored.
     assert all(r["rollout/prompts"] == 4 and r["rollout/samples"] == 16 for r in rows)
     assert [r["sync/version"] for r in rows] == [1.0, 2.0, 3.0]
