@@ -6,6 +6,7 @@ far, the tracker ids, and each rank's optimiser digest."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from rlsys.checkpoints import CheckpointStore, read_state, whole_checkpoints
@@ -58,7 +59,7 @@ class RunCheckpoints:
 
     def save(self, it: int, evaluation: dict[str, float], eval_before: dict, restarts: int,
              tracker_ids: dict) -> Path:
-        ctl = self.ctl
+        ctl, started = self.ctl, time.perf_counter()
         tmp = self.store.begin(it)
         state = {
             "iteration": it, "version": ctl.version, "sampler": self.sampler.state_dict(),
@@ -66,7 +67,11 @@ class RunCheckpoints:
             "digests": ctl.save_checkpoint(tmp),
             "resumed_from": str(self.resumed_from) if self.resumed_from else None,
         }
-        return self.store.commit(tmp, state, dump_config(ctl.cfg))
+        path = self.store.commit(tmp, state, dump_config(ctl.cfg))
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        print(f"rlsys: checkpoint {path.name}: {size / 2**20:.1f} MiB in {time.perf_counter() - started:.1f} s",
+              flush=True)
+        return path
 
     def best(self) -> str | None:
         best = self.store.best() if self.store else None
