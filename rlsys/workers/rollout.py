@@ -54,6 +54,11 @@ class RolloutWorker:
             # Log-probs of the distribution sampled from (after temperature and top-p), the
             # one the learner's old/new log-probs are computed for.
             logprobs_mode="processed_logprobs",
+            # Whole prefills only: a prompt split over steps makes vLLM rewind the request's
+            # seeded generator, which CPU generators cannot do ("CPU Generator does not use
+            # offset"); per-request seeds are what makes a resumed or re-run prompt draw the same.
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=max(max_model_len, 4096),
             **lora,
         )
         self.startup_seconds = time.perf_counter() - started
