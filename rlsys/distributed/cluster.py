@@ -90,7 +90,4 @@ def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
         include_dashboard=False,
         runtime_env={"env_vars": actor_env()},
         log_to_driver=True,
-        # A rollout worker that dies must take its vLLM engine processes (grandchildren) with
-        # it: they hold the weight-sync sockets, and peers only fail fast once those close.
-        _system_config={"kill_child_processes_on_worker_exit_with_raylet_subreaper": True},
     )

@@ -49,7 +49,10 @@ def local_head(tmp_path):
 def test_smoke_job_succeeds_and_exports_metrics(local_head, tmp_path, monkeypatch):
     address, metrics_port, env = local_head
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    import ray
     from ray.job_submission import JobStatus, JobSubmissionClient
+
+    ray._raylet.Config.initialize("")  # Ray read its settings when first imported (maybe at collection)
 
     runtime_env = yaml.safe_load((REPO / "cluster" / "runtime_env.yaml").read_text())
     runtime_env["working_dir"] = str(REPO)

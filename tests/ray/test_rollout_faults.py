@@ -12,7 +12,6 @@ import os
 import sys
 
 import pytest
-import ray
 
 from rlsys.config import Config
 from rlsys.workers.reward import RewardWorker
@@ -92,7 +91,7 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
         if (slot, started[slot]) not in faults:
             return plain(cfg_, model_path, slot)
         point, nth = faults[slot, started[slot]]
-        return ray.remote(num_cpus=0.5, max_restarts=0)(DiesOnce).remote(
+        return local_ray.remote(num_cpus=0.5, max_restarts=0)(DiesOnce).remote(
             model_path, dtype="float32", max_model_len=256, kv_cache_gib=0.25, seed=slot, name=f"rollout-{slot}",
             point=point, nth=nth)
 
@@ -108,10 +107,10 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
         # Both engines now hold the learner's weights and write the same greedy completions.
         prompts = [it.prompt_ids for it in prepared.evaluation]
         survivor, replacement = ctl.rollout.handles
-        greedy = ray.get([h.generate.remote(prompts, [0.0], 16) for h in (survivor, replacement)])
+        greedy = local_ray.get([h.generate.remote(prompts, [0.0], 16) for h in (survivor, replacement)])
         assert [s.completion_ids for s in greedy[0]] == [s.completion_ids for s in greedy[1]]
         assert [s.weight_version for s in greedy[1]] == [3] * len(prompts)
-        assert ray.get(survivor.checksums.remote()) == ray.get(replacement.checksums.remote())
+        assert local_ray.get(survivor.checksums.remote()) == local_ray.get(replacement.checksums.remote())
     finally:
         ctl.shutdown()
 
