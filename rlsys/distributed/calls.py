@@ -9,11 +9,10 @@ class RunError(RuntimeError):
     """A run stopped: which actor, doing what, and why."""
 
 
-def wait_all(refs: list, names: list[str], what: str, timeout_s: float | None = None) -> list:
-    """ray.get over several actors that names the first one to fail, or the ones that did
-    not answer within `timeout_s`; it never hangs on a dead actor."""
+def _as_ready(refs: list, names: list[str], what: str, timeout_s: float | None):
+    """(position, refs still pending) of each call as it finishes; a `RunError` naming the
+    late ones once `timeout_s` has passed."""
     import ray
-    from ray.exceptions import RayActorError, RayTaskError
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     pending = list(refs)
@@ -23,15 +22,24 @@ def wait_all(refs: list, names: list[str], what: str, timeout_s: float | None = 
         if not ready:
             late = [n for r, n in zip(refs, names) if r in pending]
             raise RunError(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
+        yield refs.index(ready[0]), pending
+
+
+def wait_all(refs: list, names: list[str], what: str, timeout_s: float | None = None) -> list:
+    """ray.get over several actors that names the first one to fail, or the ones that did
+    not answer within `timeout_s`; it never hangs on a dead actor."""
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    for i, pending in _as_ready(refs, names, what, timeout_s):
         try:
-            ray.get(ready[0])
+            ray.get(refs[i])
         except RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
-            raise RunError(f"{what}: {names[refs.index(ready[0])]} failed: {type(cause).__name__}: {cause}"
+            raise RunError(f"{what}: {names[i]} failed: {type(cause).__name__}: {cause}"
                            + _still_waiting(refs, names, pending)) from exc
         except RayActorError as exc:
-            raise RunError(f"{what}: {names[refs.index(ready[0])]} died: {exc}"
-                           + _still_waiting(refs, names, pending)) from exc
+            raise RunError(f"{what}: {names[i]} died: {exc}" + _still_waiting(refs, names, pending)) from exc
     return ray.get(refs)
 
 
@@ -58,18 +66,10 @@ def outcomes(refs: list, names: list[str], what: str, timeout_s: float | None = 
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     results: dict[int, object] = {}
-    pending = list(refs)
-    while pending:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready, pending = ray.wait(pending, num_returns=1, timeout=left)
-        if not ready:
-            late = [n for r, n in zip(refs, names) if r in pending]
-            raise RunError(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
-        i = refs.index(ready[0])
+    for i, _ in _as_ready(refs, names, what, timeout_s):
         try:
-            results[i] = ray.get(ready[0])
+            results[i] = ray.get(refs[i])
         except RayActorError as exc:
             results[i] = Died(names[i], exc)
         except RayTaskError as exc:
