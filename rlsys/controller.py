@@ -114,7 +114,7 @@ class Controller:
         items = self.data.evaluation
         max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
         samples = self.generate(items, [0.0], max_tokens, "eval")
-        self.eval_rows = [{"eval_index": s.prompt_index, "completion": s.text, "logprob": sum(s.sampling_logprobs)} for s in samples]
+        self.eval_rows = greedy_rows(samples)
         metrics = task_metrics(
             [s.text for s in samples], [items[s.prompt_index].answer for s in samples],
             [len(s.completion_ids) for s in samples], template_format_style(self.cfg.data.template),
@@ -132,7 +132,7 @@ class Controller:
         """Greedy completions of the first `count` held-out prompts (as evaluation writes them)."""
         max_tokens = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
         samples = self.generate(self.data.evaluation[:count], [0.0], max_tokens, "eval")
-        return [{"eval_index": s.prompt_index, "completion": s.text, "logprob": sum(s.sampling_logprobs)} for s in samples]
+        return greedy_rows(samples)
 
     def sync(self, version: int | None = None) -> dict[str, float]:
         """The learner's weights to every engine as the next version (or `version`)."""
@@ -240,6 +240,13 @@ def check_on_policy(samples: list[Sample], version: int) -> None:
     if stale:
         raise RunError(f"off-policy samples: weight versions {stale} while the learner is at {version}; "
                        "an engine did not take the last weight sync")
+
+
+def greedy_rows(samples: list[Sample]) -> list[dict]:
+    """Held-out completions as eval_samples.jsonl keeps them (with their log-prob, which moves
+    with the weights even when the text does not)."""
+    return [{"eval_index": s.prompt_index, "completion": s.text, "logprob": sum(s.sampling_logprobs)}
+            for s in samples]
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
