@@ -1,11 +1,12 @@
-"""Command line: `rlsys train | validate | make-pairs | bench | check-sync | adapt-tokenizer | teacher-start |
-teacher-stop`."""
+"""Command line: `rlsys train | validate | eval | plot | compare | make-pairs | bench | check-sync |
+adapt-tokenizer | extract-faroese | scale | teacher-start | teacher-stop`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rlsys.config import ConfigError, dump_config, load_config
 
@@ -42,6 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--num-tokens", type=int, default=128)
     a.add_argument("--max-words", type=int, default=50000, help="words sampled from the list")
     a.add_argument("--out", required=True, help="output model folder (must not exist)")
+    e = sub.add_parser("eval", help="evaluate one or more models on a suite of tasks (table, eval.json)")
+    e.add_argument("suite", help="suite YAML (configs/eval_gsm8k.yaml, configs/eval_faroese.yaml)")
+    e.add_argument("--model", action="append", required=True,
+                   help="built-in name, HF folder, run folder, PEFT adapter folder, or ADAPTER@BASE (repeatable)")
+    e.add_argument("--out", default=None, help="output folder (default: runs/eval-<suite name>)")
+    e.add_argument("--limit", type=int, default=None, help="at most N examples per task")
+    e.add_argument("--workers", type=int, default=None, help="vLLM workers (default: the suite's `workers`)")
+    e.add_argument("--dtype", default="auto", help="auto: bf16 on GPUs and AVX-512 CPUs, else fp32")
+    e.add_argument("--max-model-len", type=int, default=2048)
+    e.add_argument("--gpus", type=float, default=0.0, help="GPUs per vLLM worker and for the scorer")
+    e.add_argument("--seed", type=int, default=0)
+    pl = sub.add_parser("plot", help="PNG training curves of one or more runs (overlaid)")
+    pl.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
+    pl.add_argument("--out", default=None, help="PNG path (default: FIRST_RUN/plots/curves.png)")
+    cp = sub.add_parser("compare", help="held-out metrics of several runs side by side")
+    cp.add_argument("runs", nargs="+", help="run folders")
+    xf = sub.add_parser("extract-faroese", help="English->Faroese phrase pairs from Debian's message catalogues")
+    xf.add_argument("--out", required=True, help="JSONL file to write (must not exist)")
     sc = sub.add_parser("scale", help="add or remove rollout workers of a running job (between its iterations)")
     sc.add_argument("run", help="the run folder (it holds control.json) or the run's name (its folder's name)")
     sc.add_argument("--rollout", type=int, required=True, help="rollout workers wanted")
@@ -135,6 +154,32 @@ def main(argv: list[str] | None = None) -> int:
                               "tokens_per_word_before": result.tokens_per_word_before,
                               "tokens_per_word_after": result.tokens_per_word_after,
                               "examples": _readable_tokens(args.out, result.new_tokens[:20])}, ensure_ascii=False))
+            return 0
+        if args.command == "eval":
+            from rlsys.eval.runner import run_eval
+
+            summary = run_eval(args.suite, args.model, args.out, args.limit, args.workers, args.dtype,
+                               args.max_model_len, args.gpus, args.seed)
+            _stop_log_forwarding()
+            print(json.dumps({"eval_json": str(Path(args.out or f"runs/eval-{Path(args.suite).stem}") / "eval.json"),
+                              "wall_seconds": summary["wall_seconds"]}))
+            return 0
+        if args.command == "plot":
+            from rlsys.observability.plots import plot_runs
+
+            print(json.dumps({"png": str(plot_runs(args.runs, args.out))}))
+            return 0
+        if args.command == "compare":
+            from rich.console import Console
+
+            from rlsys.observability.compare import compare_table
+
+            Console().print(compare_table(args.runs))
+            return 0
+        if args.command == "extract-faroese":
+            from rlsys.data.faroese_messages import write_pairs
+
+            print(json.dumps(write_pairs(args.out)))
             return 0
         if args.command == "scale":
             from rlsys.distributed.control import request_scale

@@ -33,7 +33,9 @@ class RolloutWorker:
         seed: int = 0,
         name: str = "rollout-0",
         lora_rank: int | None = None,
+        adapter_path: str | None = None,
     ) -> None:
+        """`adapter_path`: a PEFT adapter folder every generation uses (evaluation of a LoRA run)."""
         from vllm import LLM
 
         self.name = name
@@ -62,6 +64,10 @@ class RolloutWorker:
             **lora,
         )
         self.startup_seconds = time.perf_counter() - started
+        if adapter_path:
+            from vllm.lora.request import LoRARequest
+
+            self.adapter = LoRARequest(ADAPTER_NAME, ADAPTER_ID, lora_path=adapter_path)
 
     def ping(self) -> str:
         return f"{self.name} pid={os.getpid()} version={self.version}"
@@ -128,6 +134,21 @@ class RolloutWorker:
                     )
                 )
         return samples
+
+    def score_windows(self, contexts: list[list[int]], targets: list[list[int]]) -> list[list[float]]:
+        """log p(targets[i][j] | contexts[i], targets[i][:j]) under the engine's current weights
+        (vLLM prompt log-probs), for held-out perplexity during training."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=0)
+        requests = [{"prompt_token_ids": list(c) + list(t)} for c, t in zip(contexts, targets)]
+        with exit_if_engine_died(self.name):
+            outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.adapter)
+        out = []
+        for c, t, o in zip(contexts, targets, outputs):
+            entries = o.prompt_logprobs[len(c):]
+            out.append([entry[tok].logprob for tok, entry in zip(t, entries)])
+        return out
 
     def init_sync_group(self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
         self.llm.collective_rpc("rlsys_init_sync_group", args=(backend, host, port, rank, world_size, timeout_s))

@@ -1,0 +1,48 @@
+"""The results of `rlsys eval`: the side-by-side table on the terminal and `eval.json`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from rlsys.eval.stats import Estimate
+
+
+def results_table(results: dict[str, dict[str, dict[str, Estimate]]], title: str) -> Table:
+    """Rows task/metric, one column per model: value [95% interval] (n)."""
+    table = Table(title=title)
+    table.add_column("task")
+    table.add_column("metric")
+    models = list(results)
+    for label in models:
+        table.add_column(label, justify="right")
+    seen: list[tuple[str, str]] = []
+    for per_task in results.values():
+        for task, metrics in per_task.items():
+            seen += [(task, m) for m in metrics if (task, m) not in seen]
+    for task, metric in seen:
+        cells = []
+        for label in models:
+            est = results[label].get(task, {}).get(metric)
+            cells.append("-" if est is None else f"{est.text()} (n={est.n})")
+        table.add_row(task, metric, *cells)
+    return table
+
+
+def print_results(results: dict, title: str, console: Console | None = None) -> None:
+    (console or Console()).print(results_table(results, title))
+
+
+def eval_json(results: dict[str, dict[str, dict[str, Estimate]]], extra: dict) -> dict:
+    return {**extra, "models": {label: {task: {m: est.as_dict() for m, est in metrics.items()}
+                                        for task, metrics in per_task.items()}
+                                for label, per_task in results.items()}}
+
+
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
+    tmp.rename(path)
