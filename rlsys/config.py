@@ -152,6 +152,12 @@ class SyncConfig(Section):
 class EvalConfig(Section):
     max_new_tokens: int | None = None
     """Default: rollout.max_new_tokens."""
+    suite: str | None = None
+    """An `rlsys eval` suite (e.g. configs/eval_faroese.yaml) run on the rollout engines at every
+    held-out evaluation (before, every run.eval_every, after); its metrics are logged as
+    eval/<task>/<metric>. Perplexity is scored by the engines (vLLM prompt log-probs)."""
+    suite_limit: int | None = Field(None, ge=1)
+    """At most N examples per suite task during training."""
 
 
 class RayConfig(Section):

@@ -126,7 +126,23 @@ class Controller:
             metrics.update(distill_metrics(teacher, [s.sampling_logprobs for s in sampled]))
             # Reset the services' counters: eval traffic stays out of the next iteration's.
             self.teachers.call("take_stats", what="teacher", timeout_s=self.cfg.run.timeout("teacher"))
+        if self.data.suite_tasks:
+            metrics.update(self.evaluate_suite())
         return metrics
+
+    def evaluate_suite(self) -> dict[str, float]:
+        """`eval.suite` on the engines' current weights, with `rlsys eval`'s task code."""
+        from transformers import AutoTokenizer
+
+        from rlsys.eval.run_tasks import run_tasks
+
+        def generate(items, temperatures, max_tokens, seeds):
+            return self.generate(items, temperatures, max_tokens, "eval", seeds)
+
+        tokenizer = AutoTokenizer.from_pretrained(self.data.model_path)
+        scored, _ = run_tasks(self.data.suite_tasks, tokenizer, generate, self.rollout.score_windows,
+                              self.cfg.model.max_model_len, self.cfg.run.seed)
+        return {f"{task}/{metric}": est.value for task, s in scored.items() for metric, est in s.metrics.items()}
 
     def greedy_check(self, count: int) -> list[dict]:
         """Greedy completions of the first `count` held-out prompts (as evaluation writes them)."""
@@ -255,6 +271,18 @@ def write_json_atomic(path: Path, obj: dict) -> None:
     tmp.rename(path)
 
 
+def plot_run(run_dir: Path) -> None:
+    """plots/curves.png of the finished run (`rlsys plot` draws it again, or with other runs)."""
+    import sys
+
+    from rlsys.observability.plots import plot_runs
+
+    try:
+        plot_runs([run_dir])
+    except Exception as exc:  # a picture never fails a run that trained and saved
+        print(f"rlsys: could not draw {run_dir}/plots/curves.png: {exc}", file=sys.stderr)
+
+
 def train(cfg: Config) -> dict:
     prepared = prepare(cfg)
     resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
@@ -268,6 +296,7 @@ def train(cfg: Config) -> dict:
         loop = preference if cfg.algorithm.type == "dpo" else sync_rl
         summary = loop.run(controller, run_dir)
         write_json_atomic(run_dir / "summary.json", summary)
+        plot_run(run_dir)
         return summary
     except RunError as exc:
         if found := whole_checkpoints(run_dir):

@@ -4,7 +4,7 @@ reward functions and dictionaries, tokenizer compatibility, and the run folder."
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlsys.config import Config
@@ -30,6 +30,8 @@ class Prepared:
     """The critic's starting point (PPO): `critic.path`, else the policy's model."""
     pairs: PreferenceSet | None = None
     """Validated, encoded preference pairs (offline DPO)."""
+    suite_tasks: list = field(default_factory=list)
+    """The tasks of `eval.suite`, their data read and checked."""
 
 
 @dataclass
@@ -93,7 +95,13 @@ def prepare(cfg: Config, with_pairs: bool = True) -> Prepared:
     check_prompt_lengths(cfg, evaluation, "held-out")
     offline_dpo = cfg.algorithm.type == "dpo" and not cfg.algorithm.online
     pairs = prepare_pairs(cfg, tok) if offline_dpo and with_pairs else None
-    return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path, pairs)
+    suite_tasks = []
+    if cfg.eval.suite:
+        from rlsys.eval.suite import load_suite
+        from rlsys.eval.tasks import build_task
+
+        suite_tasks = [build_task(spec, cfg.eval.suite_limit) for spec in load_suite(cfg.eval.suite).tasks]
+    return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path, pairs, suite_tasks)
 
 
 def prepare_pairs(cfg: Config, tok) -> PreferenceSet:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from rlsys.rewards.answers import answers_match, extract_answer
-from rlsys.rewards.format import format_reward
+from rlsys.eval.tasks.accuracy import answer_scores
 
 
 def task_metrics(completions: list[str], answers: list[str], completion_tokens: list[int],
                  format_style: str = "any") -> dict[str, float]:
-    """`format_rate` counts completions in the layout `format_style` (xml, hash or any)."""
+    """The held-out metrics of a training run, scored as `rlsys eval`'s accuracy task scores
+    (`answer_scores`); `format_rate` counts completions in the layout `format_style`."""
     n = max(1, len(completions))
-    flexible = sum(answers_match(extract_answer(c), a) for c, a in zip(completions, answers))
-    strict = sum(answers_match(extract_answer(c, strict=True), a) for c, a in zip(completions, answers))
-    formatted = sum(format_reward([], completions, answers, style=format_style))
+    scores = [answer_scores(c, a, format_style) for c, a in zip(completions, answers)]
     return {
-        "accuracy": flexible / n,
-        "strict_accuracy": strict / n,
-        "format_rate": formatted / n,
+        "accuracy": sum(s["accuracy"] for s in scores) / n,
+        "strict_accuracy": sum(s["strict_accuracy"] for s in scores) / n,
+        "format_rate": sum(s["format_rate"] for s in scores) / n,
         "mean_completion_tokens": sum(completion_tokens) / n,
         "n": float(len(completions)),
     }

@@ -11,14 +11,21 @@ from rich.table import Table
 from rlsys.eval.stats import Estimate
 
 
+def short_label(label: str) -> str:
+    """A column header: the last two parts of a path (runs/demo_grpo/model -> demo_grpo/model)."""
+    parts = [p for p in label.replace("@", " @ ").split("/") if p]
+    return "/".join(parts[-2:]) if len(parts) > 2 else label
+
+
 def results_table(results: dict[str, dict[str, dict[str, Estimate]]], title: str) -> Table:
     """Rows task/metric, one column per model: value [95% interval] (n)."""
     table = Table(title=title)
     table.add_column("task")
     table.add_column("metric")
     models = list(results)
-    for label in models:
-        table.add_column(label, justify="right")
+    headers = [short_label(m) for m in models]
+    for label, header in zip(models, headers):
+        table.add_column(header if headers.count(header) == 1 else label, justify="right")
     seen: list[tuple[str, str]] = []
     for per_task in results.values():
         for task, metrics in per_task.items():
@@ -33,7 +40,11 @@ def results_table(results: dict[str, dict[str, dict[str, Estimate]]], title: str
 
 
 def print_results(results: dict, title: str, console: Console | None = None) -> None:
-    (console or Console()).print(results_table(results, title))
+    import sys
+
+    # Piped output (a log file, a CI job) is not cut to 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 60 + 36 * len(results))
+    console.print(results_table(results, title))
 
 
 def eval_json(results: dict[str, dict[str, dict[str, Estimate]]], extra: dict) -> dict:

@@ -93,5 +93,5 @@ def run_eval(suite_path: str, model_specs: list[str], out_dir: str | None, limit
                                   "models_resolved": {m.label: {"path": m.path, "adapter": m.adapter} for m in models},
                                   "seconds": timings, "wall_seconds": time.perf_counter() - started})
     write_json(out / "eval.json", summary)
-    print_results(results, f"{Path(suite_path).name} ({out / 'eval.json'})", Console())
+    print_results(results, f"{Path(suite_path).name} ({out / 'eval.json'})")
     return summary

@@ -20,7 +20,7 @@ def rlsys(*args, timeout=600):
 def check_run_dir(run_dir, iterations):
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "config.yaml", "control.json", "data_order.jsonl", "eval_samples.jsonl", "metrics.jsonl", "model",
-        "samples.jsonl", "summary.json"]
+        "plots", "samples.jsonl", "summary.json"]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == list(range(1, iterations + 1))
     for r in rows:
