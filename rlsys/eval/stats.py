@@ -34,12 +34,25 @@ class Estimate:
         return f"{num(self.value)} [{num(self.low)}, {num(self.high)}]"
 
 
+def wilson_ci(successes: int, n: int) -> Estimate:
+    """A proportion's Wilson score interval: stays inside [0, 1] and is not zero-width at 0 or
+    n successes, unlike mean ± 1.96 SE (what small models' rare successes need)."""
+    p = successes / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return Estimate(p, n, max(0.0, centre - half), min(1.0, centre + half))
+
+
 def mean_ci(values: Sequence[float]) -> Estimate:
-    """Mean with mean ± 1.96 standard errors (sample standard deviation, n - 1)."""
+    """Mean with a 95% interval: Wilson's for 0/1 scores (a proportion), else mean ± 1.96
+    standard errors (sample standard deviation, n - 1)."""
     n = len(values)
     if n == 0:
         return Estimate(float("nan"), 0)
     mean = sum(values) / n
+    if all(v in (0.0, 1.0) for v in values):
+        return wilson_ci(int(sum(values)), n)
     if n == 1:
         return Estimate(mean, 1)
     var = sum((v - mean) ** 2 for v in values) / (n - 1)

@@ -137,6 +137,18 @@ def test_mean_interval_is_the_normal_approximation():
     assert mean_ci([0.3]).low is None
 
 
+@pytest.mark.parametrize("successes, n", [(0, 200), (3, 200), (50, 100), (7, 7), (1, 10)])
+def test_proportions_get_the_wilson_interval(successes, n):
+    """The Wilson interval is every p with |p_hat - p| <= z sqrt(p (1 - p) / n): found by a scan."""
+    z = statistics.NormalDist().inv_cdf(0.975)
+    p_hat = successes / n
+    inside = [i / 100000 for i in range(100001)
+              if abs(p_hat - i / 100000) <= z * math.sqrt(i / 100000 * (1 - i / 100000) / n)]
+    est = mean_ci([1.0] * successes + [0.0] * (n - successes))
+    assert est.value == pytest.approx(p_hat)
+    assert est.low == pytest.approx(min(inside), abs=2e-5) and est.high == pytest.approx(max(inside), abs=2e-5)
+
+
 def test_bootstrap_interval_brackets_the_value_and_is_seeded():
     rows = list(range(40))
     est = bootstrap_ci(rows, lambda r: sum(r) / len(r))
