@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_eval(args.suite, args.model, args.out, args.limit, args.workers, args.dtype,
                                args.max_model_len, args.gpus, args.seed)
             _stop_log_forwarding()
-            print(json.dumps({"eval_json": str(Path(args.out or f"runs/eval-{Path(args.suite).stem}") / "eval.json"),
+            print(json.dumps({"eval_json": str(Path(summary["out"]) / "eval.json"),
                               "wall_seconds": summary["wall_seconds"]}))
             return 0
         if args.command == "plot":

@@ -139,8 +139,12 @@ class Controller:
         def generate(items, temperatures, max_tokens, seeds):
             return self.generate(items, temperatures, max_tokens, "eval", seeds)
 
-        tokenizer = AutoTokenizer.from_pretrained(self.data.model_path)
-        scored, _ = run_tasks(self.data.suite_tasks, tokenizer, generate, self.rollout.score_windows,
+        def score_windows(contexts, targets):
+            return self.rollout.score_windows(contexts, targets, self.cfg.run.timeout("eval"))
+
+        if getattr(self, "suite_tokenizer", None) is None:
+            self.suite_tokenizer = AutoTokenizer.from_pretrained(self.data.model_path)
+        scored, _ = run_tasks(self.data.suite_tasks, self.suite_tokenizer, generate, score_windows,
                               self.cfg.model.max_model_len, self.cfg.run.seed)
         return {f"{task}/{metric}": est.value for task, s in scored.items() for metric, est in s.metrics.items()}
 

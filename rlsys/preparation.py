@@ -100,7 +100,12 @@ def prepare(cfg: Config, with_pairs: bool = True) -> Prepared:
         from rlsys.eval.suite import load_suite
         from rlsys.eval.tasks import build_task
 
+        from rlsys.eval.run_tasks import prompt_items
+
         suite_tasks = [build_task(spec, cfg.eval.suite_limit) for spec in load_suite(cfg.eval.suite).tasks]
+        for task in suite_tasks:  # a prompt too long for the engines fails here, not at the first evaluation
+            if task.kind != "perplexity":
+                prompt_items(task, tok, cfg.model.max_model_len)
     return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path, pairs, suite_tasks)
 
 

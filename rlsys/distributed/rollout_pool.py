@@ -149,10 +149,10 @@ class RolloutPool(ActorGroup):
                 self.rejoin(what)
         return [s for i in range(n) for s in done[i]]
 
-    def score_windows(self, contexts: list[list[int]], targets: list[list[int]]) -> list[list[float]]:
+    def score_windows(self, contexts: list[list[int]], targets: list[list[int]],
+                      timeout_s: float | None) -> list[list[float]]:
         """Log-probs of `targets` after `contexts` (held-out perplexity), split over the workers."""
         n = len(self)
         cuts = [(i * len(contexts) // n, (i + 1) * len(contexts) // n) for i in range(n)]
-        parts = self.call_each("score_windows", [(contexts[a:b], targets[a:b]) for a, b in cuts], "eval",
-                               self.start_timeout_s)
+        parts = self.call_each("score_windows", [(contexts[a:b], targets[a:b]) for a, b in cuts], "eval", timeout_s)
         return [lps for part in parts for lps in part]

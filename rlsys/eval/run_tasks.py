@@ -48,20 +48,17 @@ def run_generation_task(task, items: list[PromptItem], generate: Generate, batch
 
 
 def run_perplexity_task(task, tokenizer, score_windows: ScoreWindows, max_model_len: int, batch: int,
-                        advance: Callable[[int], None]) -> Scored:
+                        advance: Callable[..., None]) -> Scored:
     docs = [tokenizer(text).input_ids for _, text in task.documents]
     window = min(task.spec.window, max_model_len - 1)
     jobs = window_jobs(docs, window, min(task.spec.stride, window))
+    advance(0, len(jobs))  # the bar's length is known once the windows are planned
     results: list[list[float]] = []
     for start in range(0, len(jobs), batch):
         part = jobs[start : start + batch]
         results += score_windows([c for _, c, _ in part], [t for _, _, t in part])
         advance(len(part))
     return task.score(assemble(len(docs), jobs, results))
-
-
-def task_size(task) -> int:
-    return len(task.documents) if task.kind == "perplexity" else len(task.examples)
 
 
 def run_tasks(tasks: list, tokenizer, generate: Generate, score_windows: ScoreWindows, max_model_len: int,
@@ -72,12 +69,11 @@ def run_tasks(tasks: list, tokenizer, generate: Generate, score_windows: ScoreWi
     out, seconds = {}, {}
     prepared = {t.name: prompt_items(t, tokenizer, max_model_len) for t in tasks if t.kind != "perplexity"}
     for task in tasks:
-        bar = progress.add_task(task.name, total=None if task.kind == "perplexity" else task_size(task)) \
-            if progress is not None else None
+        bar = progress.add_task(task.name, total=len(prepared.get(task.name, ()))) if progress is not None else None
 
-        def advance(n: int, bar=bar) -> None:
+        def advance(n: int, total: int | None = None, bar=bar) -> None:
             if progress is not None:
-                progress.advance(bar, n)
+                progress.update(bar, advance=n, **({"total": total} if total is not None else {}))
 
         started = time.perf_counter()
         if task.kind == "perplexity":
@@ -85,6 +81,4 @@ def run_tasks(tasks: list, tokenizer, generate: Generate, score_windows: ScoreWi
         else:
             out[task.name] = run_generation_task(task, prepared[task.name], generate, batch, seed, advance)
         seconds[task.name] = time.perf_counter() - started
-        if progress is not None:
-            progress.update(bar, total=progress.tasks[bar].completed or 1, completed=progress.tasks[bar].completed or 1)
     return out, seconds

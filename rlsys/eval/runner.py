@@ -89,7 +89,7 @@ def run_eval(suite_path: str, model_specs: list[str], out_dir: str | None, limit
                 for row in s.rows:
                     fh.write(json.dumps({"model": model.label, "task": name, **row}, ensure_ascii=False) + "\n")
     samples_tmp.rename(out / "eval_samples.jsonl")
-    summary = eval_json(results, {"suite": str(suite_path), "limit": limit, "dtype": dtype,
+    summary = eval_json(results, {"suite": str(suite_path), "out": str(out), "limit": limit, "dtype": dtype,
                                   "models_resolved": {m.label: {"path": m.path, "adapter": m.adapter} for m in models},
                                   "seconds": timings, "wall_seconds": time.perf_counter() - started})
     write_json(out / "eval.json", summary)

@@ -48,10 +48,6 @@ class DocumentScorer:
     def ping(self) -> str:
         return "scorer"
 
-    def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Token ids as the model reads a document (with its BOS token when it adds one)."""
-        return [self.tokenizer(t).input_ids for t in texts]
-
     def score_windows(self, contexts: list[list[int]], targets: list[list[int]]) -> list[list[float]]:
         """log p(targets[i][j] | contexts[i], targets[i][:j]) for every window i."""
         from rlsys.models.logprobs import completion_logprobs, pack_sequences

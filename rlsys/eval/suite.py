@@ -89,28 +89,29 @@ class QASpec(TaskSpec):
     max_new_tokens: int = Field(32, ge=1)
 
 
-class GenerationSpec(TaskSpec):
+class PromptFileSpec(TaskSpec):
+    """Prompts from the `source_field` of each JSONL row, put into `instruction`."""
+
+    path: str
+    source_field: str = "source"
+    instruction: str = "{source}"
+    """The user message; {source} is replaced by the example's source text."""
+    max_new_tokens: int = Field(64, ge=1)
+
+
+class GenerationSpec(PromptFileSpec):
     """Reference-based generation (e.g. translation) from JSONL with a source and a reference:
     BLEU, chrF (sacrebleu), ROUGE-1/2/L; language metrics too with `language`."""
 
     kind: Literal["generation"]
-    path: str
-    source_field: str = "source"
     reference_field: str = "reference"
-    instruction: str = "{source}"
-    """The user message; {source} is replaced by the example's source text."""
-    max_new_tokens: int = Field(64, ge=1)
     language: LanguageSettings | None = None
 
 
-class LanguageSpec(TaskSpec):
+class LanguageSpec(PromptFileSpec):
     """Language metrics of completions of the prompts of a JSONL file (no references needed)."""
 
     kind: Literal["language"]
-    path: str
-    source_field: str = "source"
-    instruction: str = "{source}"
-    max_new_tokens: int = Field(64, ge=1)
     language: LanguageSettings
 
 

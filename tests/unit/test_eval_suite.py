@@ -140,3 +140,20 @@ def test_adapter_base_mismatch(tmp_path, tiny_model_path):
     _adapter(tmp_path / "gpt2", {f"{other}.lora_A.weight": [4, h], f"{other}.lora_B.weight": [h, 4]}, tiny_model_path)
     with pytest.raises(ModelNotFoundError, match="the base has no layer transformer.h.0.attn.c_attn"):
         check_adapter_fits(tmp_path / "gpt2", __import__("pathlib").Path(tiny_model_path))
+
+
+def test_a_prompt_too_long_for_the_engine_names_its_example(tmp_path, tiny_model_path):
+    from transformers import AutoTokenizer
+
+    from rlsys.eval.run_tasks import prompt_items
+
+    data = tmp_path / "long.jsonl"
+    data.write_text(json.dumps({"source": "short", "reference": "x"}) + "\n"
+                    + json.dumps({"source": "word " * 300, "reference": "x"}) + "\n")
+    p = _suite(tmp_path, f"tasks:\n  - {{name: t, kind: generation, path: {data}, max_new_tokens: 16}}\n")
+    task = build_task(load_suite(p).tasks[0])
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    with pytest.raises(DataError, match=rf"{data}:2: the prompt is \d+ tokens; with max_new_tokens 16 it exceeds "
+                                        r"the engine's max_model_len 128"):
+        prompt_items(task, tok, 128)
+    assert len(prompt_items(task, tok, 4096)) == 2

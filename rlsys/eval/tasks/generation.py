@@ -48,9 +48,13 @@ class LanguageTask(GenerationTask):
     kind = "language"
 
     def load(self, limit: int | None) -> list[Example]:
-        if self.spec.language.wordlist is not None:
-            load_lexicon(self.spec.language.wordlist)  # a missing word list fails before any model loads
-        return read_prompts(self.spec, (self.spec.source_field,), limit)
+        settings = self.spec.language
+        if settings is not None and settings.wordlist is not None:
+            load_lexicon(settings.wordlist)  # a missing word list fails before any model loads
+        return read_prompts(self.spec, self.required_fields(), limit)
+
+    def required_fields(self) -> tuple[str, ...]:
+        return (self.spec.source_field,)
 
     def language_metrics(self, texts: list[str]) -> tuple[dict[str, Estimate], list[dict]]:
         settings = self.spec.language
@@ -71,10 +75,8 @@ class LanguageTask(GenerationTask):
 class GenerationMetricsTask(LanguageTask):
     kind = "generation"
 
-    def load(self, limit: int | None) -> list[Example]:
-        if self.spec.language is not None and self.spec.language.wordlist is not None:
-            load_lexicon(self.spec.language.wordlist)
-        return read_prompts(self.spec, (self.spec.source_field, self.spec.reference_field), limit)
+    def required_fields(self) -> tuple[str, ...]:
+        return (self.spec.source_field, self.spec.reference_field)
 
     def score(self, completions: list[list[str]], tokens: list[list[int]]) -> Scored:
         # The first line: a one-line source asks for a one-line translation, and small models
