@@ -100,7 +100,7 @@ def run_bench(args) -> dict:
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     phases = ("generation", "reward", "reference", "old_logprobs", "train", "sync")
     total = sum(r["time/iteration"] for r in rows[1:])
-    share = {p: round(sum(r[f"time/{p}"] for r in rows[1:]) / total, 4) for p in phases}
+    share = {p: round(sum(r.get(f"time/{p}", 0.0) for r in rows[1:]) / total, 4) for p in phases}
     return {
         "model": args.model,
         "rollout_tokens_per_s": round(rlsys_rate, 1),

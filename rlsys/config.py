@@ -76,6 +76,9 @@ class RolloutConfig(Section):
     enforce_eager: bool = True
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
+    max_staleness: int = Field(0, ge=0)
+    """Asynchronous rollouts: generation of the next batches overlaps training, and the learner
+    trains on samples at most this many weight versions old (0: the synchronous loop)."""
     max_restarts: int = Field(3, ge=0)
     """How often each rollout worker slot may be replaced after its worker died; its unfinished
     prompts are re-run by the replacement."""
@@ -96,6 +99,10 @@ class LearnerConfig(Section):
     epochs: int = Field(1, ge=1)
     gradient_checkpointing: bool = False
     logprob_chunk_tokens: int = Field(1024, ge=1)
+    shared_prefix: bool = True
+    """Run each distinct prompt of a micro-batch through the model once and reuse its KV for
+    every completion of it (exact, gradients included; off for sliding-window models and under
+    gradient checkpointing, where it is not)."""
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
     torch_threads: int | None = None

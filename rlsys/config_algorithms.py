@@ -21,6 +21,15 @@ class PolicyLossConfig(Section):
     """Per-token KL estimates are clamped to [-kl_clamp, kl_clamp] (gradient 0 beyond)."""
     loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
     """How per-token losses are averaged over a mini-batch (see rlsys.algorithms.losses)."""
+    old_policy: Literal["auto", "learner", "sampler"] = "auto"
+    """The PPO ratio's denominator. `auto`: when the learner takes one optimiser step per batch
+    (learner.epochs 1, mini-batch = the whole batch) the old policy *is* the current weights, so
+    the training pass's own log-probs (detached, ratio exactly 1) serve and no separate pass
+    runs; otherwise a learner pass before the updates. `learner`: always that pass. `sampler`:
+    vLLM's sampling log-probs (no pass; the learner/sampler mismatch is still logged)."""
+    tis_cap: float | None = Field(None, gt=0.0)
+    """Truncated importance sampling: each token's surrogate is weighted by
+    min(pi_old / pi_sampler, tis_cap). Default: 2.0 when rollout.max_staleness > 0, else off."""
 
 
 class GRPOConfig(PolicyLossConfig):

@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from rlsys.algorithms.registry import build_algorithm
+from rlsys.algorithms.registry import build_algorithm, old_policy_source
 from rlsys.checkpoints import resume_point, whole_checkpoints
 from rlsys.config import Config, dump_config
 from rlsys.distributed.calls import RunError, wait_all
@@ -85,6 +85,18 @@ class Controller:
                  phase: str = "generation", seeds: list[int] | None = None) -> list[Sample]:
         return self.rollout.generate(items, temperatures, max_tokens, self.cfg.rollout.top_p, phase,
                                      self.cfg.run.timeout(phase), seeds)
+
+    def old_and_reference(self, samples: list[Sample], timer):
+        """The ratio's denominator and the reference's log-probs, as far as a pass is needed:
+        none when the old policy is the training pass's own (one step per batch) or vLLM's."""
+        source, needs_ref = old_policy_source(self.cfg), self.algorithm.needs_reference
+        old = [s.sampling_logprobs for s in samples] if source == "sampler" else None
+        if source != "learner" and not needs_ref:
+            return old, None, {}
+        with timer("logprobs"):  # reference (and old-policy) log-probs on every learner rank
+            learner_old, ref, scored = self.learners.score(samples, needs_ref, source == "learner",
+                                                           self.cfg.run.timeout("train"))
+        return (learner_old if source == "learner" else old), ref, scored
 
     def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool) -> list[list[float]]:
         """Teacher log-probs of every sample, sent as many requests that the service batches."""

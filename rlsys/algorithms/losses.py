@@ -80,13 +80,16 @@ def grpo_loss(
     total_tokens: float | None = None,
     total_sequences: float | None = None,
     max_tokens: int | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> PolicyLossOutput:
     """PPO-clip surrogate with an optional KL penalty to a reference.
 
     per token: -min(r * A, clip(r, 1 - eps, 1 + eps) * A) + beta * KL(pi || ref),
     r = exp(logp - old_logp). `advantages` broadcasts against `logp` (one value per
     sequence as [B, 1], or per token as [B, T]). The per-token losses are averaged by
-    `aggregate` with `loss_agg` over the global totals given.
+    `aggregate` with `loss_agg` over the global totals given. `is_weights` ([B, T], no
+    gradient) multiplies each token's surrogate term: truncated importance sampling between
+    the sampler and the old policy (rlsys.algorithms.tis); the KL term is not reweighted.
     """
     mask = mask.to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
@@ -94,6 +97,8 @@ def grpo_loss(
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
     per_token = -torch.minimum(unclipped, clipped)
+    if is_weights is not None:
+        per_token = per_token * is_weights.to(per_token.dtype)
     n_tokens = mask.sum().clamp(min=1.0)
     kl_mean = torch.zeros((), dtype=logp.dtype, device=logp.device)
     if ref_logp is not None:

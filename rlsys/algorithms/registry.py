@@ -8,6 +8,7 @@ from typing import Protocol
 from rlsys.algorithms.dpo import DPO
 from rlsys.algorithms.grpo import GRPO
 from rlsys.algorithms.ppo import PPO
+from rlsys.algorithms.tis import OldPolicy
 from rlsys.config import Config
 from rlsys.types import ScoredBatch, TrainItem
 
@@ -33,6 +34,33 @@ def policy_loss_kwargs(cfg: Config) -> dict:
         return DPO(a).loss_kwargs()
     return {"clip_eps": a.clip_eps, "kl_beta": a.kl_beta, "kl_estimator": a.kl_estimator, "kl_clamp": a.kl_clamp,
             "loss_agg": a.loss_agg}
+
+
+def one_step_per_batch(cfg: Config) -> bool:
+    """Whether the learner takes exactly one optimiser step per rollout batch."""
+    return cfg.learner.epochs == 1 and cfg.learner.mini_batch_size == cfg.batch_size
+
+
+def old_policy_source(cfg: Config) -> str:
+    """Where the PPO ratio's denominator comes from: `current` (the training pass's own
+    log-probs, exact when there is one optimiser step per batch: no separate pass), `learner`
+    (a pass before the updates) or `sampler` (vLLM's sampling log-probs)."""
+    a = cfg.algorithm
+    if a.old_policy == "sampler":
+        return "sampler"
+    # PPO reads the old log-probs before training (the reward's KL term, the items).
+    if a.old_policy == "auto" and a.type != "ppo" and one_step_per_batch(cfg):
+        return "current"
+    return "learner"
+
+
+def old_policy(cfg: Config) -> OldPolicy:
+    """The ratio's denominator and the truncated-importance-sampling cap in force (2 by default
+    when rollouts run ahead of the learner; no correction against the sampler itself)."""
+    a = cfg.algorithm
+    source = old_policy_source(cfg)
+    cap = a.tis_cap if a.tis_cap is not None else (2.0 if cfg.rollout.max_staleness > 0 else None)
+    return OldPolicy(source, None if source == "sampler" else cap)
 
 
 def build_algorithm(cfg: Config) -> Algorithm:

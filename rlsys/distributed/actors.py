@@ -6,7 +6,7 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rlsys.algorithms.registry import build_algorithm, policy_loss_kwargs
+from rlsys.algorithms.registry import build_algorithm, old_policy, policy_loss_kwargs
 from rlsys.config import Config, LearnerConfig
 from rlsys.distributed.calls import RunError, wait_all
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
@@ -77,7 +77,8 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int, wit
     handles, placement = _ranks(Learner, cfg.learner,
                   (model_path, cfg.learner, algorithm.loss, policy_loss_kwargs(cfg), algorithm.needs_reference,
                    cfg.model.dtype),
-                  (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens, cfg.model.lora),
+                  (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens, cfg.model.lora,
+                   old_policy(cfg)),
                   cfg.run.timeout("start"))
     return (handles, placement) if with_placement else handles
 

@@ -70,12 +70,13 @@ class LearnerGroup(ActorGroup):
     """Data-parallel learner ranks: sample i goes to rank i mod K; statistics of every rank
     are merged (summed, token-weighted or maxed as each metric needs)."""
 
-    def score(self, samples: list, reference: bool, timeout_s: float | None
-              ) -> tuple[list[list[float]], list[list[float]] | None, dict[str, float]]:
-        """Old-policy and (when `reference`) reference log-probs of every sample, in order."""
-        per_rank = self.sharded("score", samples, reference, what="log-probs", timeout_s=timeout_s)
+    def score(self, samples: list, reference: bool, old: bool, timeout_s: float | None
+              ) -> tuple[list[list[float]] | None, list[list[float]] | None, dict[str, float]]:
+        """Old-policy (when `old`) and reference (when `reference`) log-probs of every sample, in order."""
+        per_rank = self.sharded("score", samples, reference, old, what="log-probs", timeout_s=timeout_s)
         ref = interleave([p["ref"] for p in per_rank]) if reference else None
-        return interleave([p["old"] for p in per_rank]), ref, merge_rank_stats([p["stats"] for p in per_rank])
+        old_lp = interleave([p["old"] for p in per_rank]) if old else None
+        return old_lp, ref, merge_rank_stats([p["stats"] for p in per_rank])
 
     def train(self, items: list[TrainItem], lpt_coef: float, timeout_s: float | None) -> dict[str, float]:
         per_rank = self.sharded("train_on_batch", items, what="train", timeout_s=timeout_s)

@@ -33,8 +33,7 @@ def iteration(ctl, sampler: PromptSampler, it: int) -> tuple[dict[str, float], l
         distill = ctl.distill_metrics(teacher, samples, timer.seconds["time/teacher"])
     with timer("reward"):  # rule, model, teacher and user rewards of every sample
         rewards, parts = ctl.rewards(items, samples, teacher)
-    with timer("logprobs"):  # old-policy (and reference) log-probs on every learner rank
-        old, ref, scored = ctl.learners.score(samples, algo.needs_reference, cfg.run.timeout("train"))
+    old, ref, scored = ctl.old_and_reference(samples, timer)
     if ctl.critics:
         with timer("critic_values"):  # the critic's value of every completion token
             values = ctl.critics.values(samples, cfg.run.timeout("train"))

@@ -103,10 +103,20 @@ def completion_logprobs(
     rows = torch.arange(input_ids.shape[0], device=device)[:, None].expand_as(target_pos)
     states = hidden[rows[mask], target_pos[mask] - 1]  # [N, H]
     targets = input_ids[rows[mask], target_pos[mask]]  # [N]
+    return token_logprobs(model, states, targets, mask, rows[mask], chunk_tokens, with_entropy, temperature)
+
+
+def token_logprobs(model: torch.nn.Module, states: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                   row_of: torch.Tensor, chunk_tokens: int, with_entropy: bool,
+                   temperature: float | torch.Tensor) -> TokenLogprobs:
+    """log softmax(logits / temperature)[target] of the hidden `states` ([N, H]) that predict
+    `targets` ([N]), scattered into `mask`'s [B, Tc] layout; `row_of` ([N]) is each state's
+    row, for per-row temperatures. The output projection runs in chunks of `chunk_tokens`."""
+    device = states.device
     temps = torch.as_tensor(temperature, dtype=torch.float32, device=device)
     scaled = bool((temps != 1.0).any())
     if temps.ndim == 1:
-        temps = temps[rows[mask]]  # one per selected token
+        temps = temps[row_of]  # one per selected token
     flat_lp, flat_ent = [], []
     for start in range(0, states.shape[0], chunk_tokens):
         logits = output_logits(model, states[start : start + chunk_tokens])

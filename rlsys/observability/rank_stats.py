@@ -17,6 +17,9 @@ WEIGHTS = {
     "train/ratio": "train/tokens",
     "train/entropy": "train/tokens",
     "train/logprob_mismatch": "train/mismatch_tokens",
+    "train/mismatch_kl": "train/mismatch_tokens",
+    "train/tis_weight": "train/tokens",
+    "train/tis_clip_fraction": "train/tokens",
 }
 
 

@@ -122,10 +122,11 @@ class TrainingEngine:
         return t.tolist()
 
     def mini_batches(self, items: list, lengths: list[int], rng, epochs: int, role: str,
-                     tokens_of=lambda item: len(item.completion_ids)):
+                     tokens_of=lambda item: len(item.completion_ids), split=None):
         """`epochs` shuffled passes over this rank's items in optimiser mini-batches; yields each
         mini-batch's micro-batches with its global token and sequence counts (all ranks) and the
-        factor that undoes DeepSpeed's division of each backward by accumulation steps and ranks."""
+        factor that undoes DeepSpeed's division of each backward by accumulation steps and ranks.
+        `split(mini)` cuts a mini-batch into micro-batches (default: by length)."""
         per_rank_mini = self.cfg.mini_batch_size // self.world_size
         if len(items) % per_rank_mini:
             raise ValueError(f"{role}: a rank got {len(items)} items, not a multiple of {per_rank_mini}")
@@ -136,7 +137,7 @@ class TrainingEngine:
                 mini = order[start : start + per_rank_mini]
                 tokens, seqs = (max(1.0, v) for v in self.global_sum(
                     [float(sum(tokens_of(items[i]) for i in mini)), float(len(mini))]))
-                micros = micro_batches(mini, lengths, self.cfg.micro_batch_size)
+                micros = split(mini) if split else micro_batches(mini, lengths, self.cfg.micro_batch_size)
                 yield micros, tokens, seqs, float(len(micros) * self.world_size)
 
     def gathered(self, params: list[torch.nn.Parameter]):

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from rlsys.algorithms.losses import LOSSES
+from rlsys.algorithms.tis import OldPolicy
 from rlsys.config import LearnerConfig, LoraSettings, LPTConfig
 from rlsys.models.dtypes import torch_dtype
 from rlsys.models.logprobs import check_logit_path
@@ -46,6 +47,7 @@ class Learner:
         lpt: LPTConfig | None = None,
         max_new_tokens: int | None = None,
         lora: LoraSettings | None = None,
+        old_policy: OldPolicy | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -79,7 +81,7 @@ class Learner:
                                              loss_kwargs.get("nll_coef", 0.0))
         elif loss in LOSSES:
             self.policy = PolicyStep(self.engine, LOSSES[loss], loss_kwargs, self.pad_id, rank, seed,
-                                     max_new_tokens, lm_stream, lpt)
+                                     max_new_tokens, lm_stream, lpt, old_policy or OldPolicy())
         else:
             raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, dpo")
         self.sync_group = None
@@ -99,29 +101,31 @@ class Learner:
         cfg = self.cfg
         with context:
             return score_logprobs(model, items, cfg.micro_batch_size, cfg.logprob_chunk_tokens, self.pad_id,
-                                  self.engine.autocast)
+                                  self.engine.autocast, shared=self.policy.shared if self.policy else False)
 
-    def score(self, items: list, reference: bool) -> dict:
-        """Old-policy (and reference) log-probs of this rank's share of the samples, timed, with
-        the gap to vLLM's sampling log-probs."""
+    def score(self, items: list, reference: bool, old: bool = True) -> dict:
+        """Reference and (when `old`) old-policy log-probs of this rank's share of the samples,
+        timed, with the gap to vLLM's sampling log-probs."""
         t0 = time.perf_counter()
         ref = self.logprobs(items, reference=True) if reference else None
         t1 = time.perf_counter()
-        old = self.logprobs(items)
+        old_lp = self.logprobs(items) if old else None
         stats = {"time/reference": t1 - t0, "time/old_logprobs": time.perf_counter() - t1,
-                 **logprob_mismatch(items, old)}
-        return {"old": old, "ref": ref, "stats": stats}
+                 **(logprob_mismatch(items, old_lp) if old else {})}
+        return {"old": old_lp, "ref": ref, "stats": stats}
 
     def train_on_batch(self, items: list[TrainItem]) -> dict[str, float]:
         """`epochs` passes of mini-batch updates; this rank's statistics (merged over ranks
         by `merge_rank_stats`). Items that come without old log-probs are scored first (and
         by the reference, when there is one)."""
         scored: dict = {}
-        missing = [it for it in items if it.old_logprobs is None]
+        needs_old = self.policy.old.source == "learner"
+        missing = [it for it in items if (needs_old and it.old_logprobs is None)
+                   or (self.needs_reference and it.ref_logprobs is None)]
         if missing:
-            out = self.score(missing, reference=self.needs_reference)
+            out = self.score(missing, reference=self.needs_reference, old=needs_old)
             for i, it in enumerate(missing):
-                it.old_logprobs = out["old"][i]
+                it.old_logprobs = out["old"][i] if out["old"] is not None else it.old_logprobs
                 it.ref_logprobs = out["ref"][i] if out["ref"] is not None else None
             scored = out["stats"]
         t0 = time.perf_counter()
