@@ -54,10 +54,13 @@ def old_policy_source(cfg: Config) -> str:
     return "learner"
 
 
-def old_policy(cfg: Config) -> OldPolicy:
+def old_policy(cfg: Config) -> OldPolicy | None:
     """The ratio's denominator and the truncated-importance-sampling cap in force (2 by default
-    when rollouts run ahead of the learner; no correction against the sampler itself)."""
+    when rollouts run ahead of the learner; no correction against the sampler itself); None
+    for preference optimisation, which has no ratio to a sampling policy."""
     a = cfg.algorithm
+    if not hasattr(a, "old_policy"):
+        return None
     source = old_policy_source(cfg)
     cap = a.tis_cap if a.tis_cap is not None else (2.0 if cfg.rollout.max_staleness > 0 else None)
     return OldPolicy(source, None if source == "sampler" else cap)

@@ -30,7 +30,6 @@ class DocumentScorer:
 
     def __init__(self, model_path: str, adapter: str | None = None, dtype: str = "float32",
                  batch_tokens: int = 8192) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from rlsys.models.dtypes import torch_dtype
@@ -43,13 +42,18 @@ class DocumentScorer:
             model = PeftModel.from_pretrained(model, adapter)
         self.model = model.eval()
         self.batch_tokens = batch_tokens
-        torch.set_grad_enabled(False)
 
     def ping(self) -> str:
         return "scorer"
 
     def score_windows(self, contexts: list[list[int]], targets: list[list[int]]) -> list[list[float]]:
         """log p(targets[i][j] | contexts[i], targets[i][:j]) for every window i."""
+        import torch
+
+        with torch.no_grad():  # a scoped switch: the scorer also runs inside other processes
+            return self._score_windows(contexts, targets)
+
+    def _score_windows(self, contexts: list[list[int]], targets: list[list[int]]) -> list[list[float]]:
         from rlsys.models.logprobs import completion_logprobs, pack_sequences
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
