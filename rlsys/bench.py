@@ -1,5 +1,6 @@
 """`rlsys bench`: rollout and weight-sync efficiency against bare vLLM and a raw broadcast,
-and each phase's share of an iteration. The last line printed is one JSON object."""
+the training phase's useful FLOP/s against the machine's measured matmul peak, and each
+phase's share of an iteration. The last line printed is one JSON object."""
 
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ def _bare_vllm_tokens_per_s(model_path: str, prompts, group: int, max_tokens: in
     return statistics.median(rates)
 
 
+def matmul_peak_flops_per_s(dtype: str, size: int = 1024, seconds: float = 3.0) -> float:
+    """The best rate of square matmuls in `dtype` with all of this process's CPU threads (as
+    a learner rank sets them): the calibration the training phase is compared against."""
+    import os
+
+    import torch
+
+    from rlsys.models.dtypes import torch_dtype
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    a, b = (torch.randn(size, size).to(torch_dtype(dtype)) for _ in range(2))
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = max(best, 4 * 2.0 * size**3 / (time.perf_counter() - started))
+    return best
+
+
 def run_bench(args) -> dict:
     import ray
 
@@ -63,6 +84,7 @@ def run_bench(args) -> dict:
     # (and its engine) when the task returns.
     bare_task = ray.remote(num_cpus=cfg.rollout.num_cpus, max_calls=1)(_bare_vllm_tokens_per_s)
     bare = ray.get(bare_task.remote(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, dtype))
+    peak = ray.get(ray.remote(num_cpus=cfg.learner.num_cpus, max_calls=1)(matmul_peak_flops_per_s).remote(dtype))
     worker = start_rollout_workers(cfg, model_path)[0]
     temps = [1.0] * args.group_size
     ray.get(worker.generate.remote(prompts, temps, args.max_new_tokens))  # warm-up
@@ -98,9 +120,10 @@ def run_bench(args) -> dict:
                                f"model.dtype={dtype}", "tracking.console=false"])
         train(run_cfg)
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    phases = ("generation", "reward", "reference", "old_logprobs", "train", "sync")
+    phases = sorted({k[5:] for r in rows for k in r if k.startswith("time/")} - {"iteration", "run", "batch_wait"})
     total = sum(r["time/iteration"] for r in rows[1:])
     share = {p: round(sum(r.get(f"time/{p}", 0.0) for r in rows[1:]) / total, 4) for p in phases}
+    train_rate = statistics.median(r["train/flops_per_s"] for r in rows[1:])
     return {
         "model": args.model,
         "rollout_tokens_per_s": round(rlsys_rate, 1),
@@ -111,5 +134,8 @@ def run_bench(args) -> dict:
         "sync_bytes_per_s": round(nbytes / sync_s, 1),
         "raw_broadcast_seconds": round(raw_s, 5),
         "sync_efficiency": round(raw_s / sync_s, 4),
+        "matmul_peak_flops_per_s": round(peak),
+        "train_flops_per_s": round(train_rate),
+        "train_vs_peak": round(train_rate / peak, 4),
         "phase_share": share,
     }

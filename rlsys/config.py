@@ -239,6 +239,8 @@ class Config(Section):
                 raise ValueError("algorithm.type=dpo needs data.preferences.path (or .dataset), or algorithm.online=true")
             if self.run.checkpoint_every:
                 raise ValueError("run.checkpoint_every: DPO runs do not checkpoint yet (RL runs do); set it to 0")
+            if self.rollout.max_staleness:
+                raise ValueError("rollout.max_staleness: online DPO rounds are synchronous; set it to 0")
         learner = self.learner
         per_rank = learner.mini_batch_size // learner.num_ranks
         if learner.mini_batch_size % learner.num_ranks:

@@ -228,8 +228,8 @@ class Controller:
         """Iteration `it` (from 1) trains only the critic (`critic.warmup_iterations`)."""
         return self.critics is not None and it <= self.cfg.critic.warmup_iterations
 
-    def check_on_policy(self, samples: list[Sample]) -> None:
-        check_on_policy(samples, self.version)
+    def check_on_policy(self, samples: list[Sample]) -> dict[str, float]:
+        return check_on_policy(samples, self.version, self.cfg.rollout.max_staleness)
 
     def save(self, run_dir: Path) -> dict[str, str]:
         """The policy (and the critic) as HF folders in the run folder; with LoRA the policy
@@ -266,12 +266,16 @@ class Controller:
             ray.kill(self.control)
 
 
-def check_on_policy(samples: list[Sample], version: int) -> None:
-    """Synchronous RL trains only on samples of the current weights: refuse any other."""
-    stale = sorted({s.weight_version for s in samples} - {version})
-    if stale:
-        raise RunError(f"off-policy samples: weight versions {stale} while the learner is at {version}; "
-                       "an engine did not take the last weight sync")
+def check_on_policy(samples: list[Sample], version: int, max_staleness: int = 0) -> dict[str, float]:
+    """Train only on samples of the current weights or, with asynchronous rollouts, at most
+    `max_staleness` versions behind them: refuse any other. The staleness seen, as metrics."""
+    lags = [version - s.weight_version for s in samples]
+    bad = sorted({s.weight_version for s, lag in zip(samples, lags) if not 0 <= lag <= max_staleness})
+    if bad:
+        allowed = "the current weights" if max_staleness == 0 else f"at most {max_staleness} versions behind"
+        raise RunError(f"off-policy samples: weight versions {bad} while the learner is at {version} and "
+                       f"rollouts may be {allowed}; an engine did not take the last weight sync")
+    return {"rollout/staleness_mean": sum(lags) / max(1, len(lags)), "rollout/staleness_max": float(max(lags, default=0))}
 
 
 def greedy_rows(samples: list[Sample]) -> list[dict]:

@@ -58,11 +58,13 @@ class RunCheckpoints:
         return bool(self.every) and (it % self.every == 0 or it == last)
 
     def save(self, it: int, evaluation: dict[str, float], eval_before: dict, restarts: int,
-             tracker_ids: dict) -> Path:
+             tracker_ids: dict, sampler_state: dict | None = None) -> Path:
+        """`sampler_state`: where the next untrained batch is drawn from (the sampler itself
+        may be ahead of the learner with asynchronous rollouts)."""
         ctl, started = self.ctl, time.perf_counter()
         tmp = self.store.begin(it)
         state = {
-            "iteration": it, "version": ctl.version, "sampler": self.sampler.state_dict(),
+            "iteration": it, "version": ctl.version, "sampler": sampler_state or self.sampler.state_dict(),
             "eval": evaluation, "eval_before": eval_before, "restarts": restarts, "trackers": tracker_ids,
             "digests": ctl.save_checkpoint(tmp),
             "resumed_from": str(self.resumed_from) if self.resumed_from else None,

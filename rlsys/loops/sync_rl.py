@@ -1,6 +1,8 @@
-"""Synchronous on-policy RL (GRPO, PPO, distillation rewards): every iteration samples with
-the current weights, trains on those samples, and pushes the new weights to every engine
-before the next one samples. The algorithm object decides what the samples become."""
+"""The RL loop (GRPO, PPO, distillation rewards): each iteration takes a batch of scored
+samples, trains on it and pushes the new weights to every engine. Synchronous by default
+(every batch sampled with the current weights); with `rollout.max_staleness: k > 0` the
+batches are generated ahead, at most k weight versions behind (rlsys.loops.rollout_ahead).
+The algorithm object decides what the samples become."""
 
 from __future__ import annotations
 
@@ -8,47 +10,12 @@ import json
 import time
 from pathlib import Path
 
-from rlsys.data.samplers import PromptSampler, request_seed
+from rlsys.data.samplers import PromptSampler
 from rlsys.loops.checkpointing import RunCheckpoints
-from rlsys.observability.iteration_metrics import PhaseTimer, iteration_metrics, shown_samples
+from rlsys.loops.rl_phases import learn
+from rlsys.loops.rollout_ahead import batch_source
 from rlsys.observability.progress import ProgressDisplay
 from rlsys.observability.trackers import SampleLog, open_trackers
-from rlsys.types import ScoredBatch
-from rlsys.workers.rollout import group_temperatures
-
-
-def iteration(ctl, sampler: PromptSampler, it: int) -> tuple[dict[str, float], list[dict], list[int]]:
-    cfg, algo, timer = ctl.cfg, ctl.algorithm, PhaseTimer()
-    teacher, distill, values, critic, stats, sync = None, {}, None, {}, {}, {}
-    indices = sampler.next(cfg.rollout.prompts_per_iteration)
-    items = [ctl.data.train[i] for i in indices]
-    temps = group_temperatures(cfg.rollout.group_size, cfg.rollout.temperature, cfg.rollout.temperature_range)
-    with timer("generation"):  # a group of samples per prompt from the rollout pool, seeded per prompt
-        samples = ctl.generate(items, temps, cfg.rollout.max_new_tokens,
-                               seeds=[request_seed(cfg.run.seed, it, i) for i in indices])
-    ctl.check_on_policy(samples)
-    if ctl.teachers:
-        with timer("teacher"):  # the teacher's per-token log-probs of every sample
-            teacher = ctl.teacher_scores(items, samples, by_token=ctl.data.teacher_same_vocab)
-        distill = ctl.distill_metrics(teacher, samples, timer.seconds["time/teacher"])
-    with timer("reward"):  # rule, model, teacher and user rewards of every sample
-        rewards, parts = ctl.rewards(items, samples, teacher)
-    old, ref, scored = ctl.old_and_reference(samples, timer)
-    if ctl.critics:
-        with timer("critic_values"):  # the critic's value of every completion token
-            values = ctl.critics.values(samples, cfg.run.timeout("train"))
-    # the algorithm turns the scored samples into training items (advantages, returns)
-    batch = ScoredBatch(samples, rewards, cfg.rollout.group_size, teacher, old, ref, values)
-    train_items, algo_metrics = algo.train_items(batch)
-    if ctl.critics:  # clipped value-loss updates on every critic rank
-        critic = ctl.critics.train(train_items, cfg.run.timeout("train"))
-    if not ctl.policy_frozen(it):
-        # policy updates on every learner rank, then the new weights to every engine, verified there
-        stats = ctl.learners.train(train_items, cfg.lpt.coef, cfg.run.timeout("train"))
-        sync = ctl.sync()
-    metrics = iteration_metrics(samples, rewards, parts, cfg.rollout.group_size, timer.seconds,
-                                distill, scored, algo_metrics, critic, stats, sync)
-    return metrics, shown_samples(items, samples, rewards, 2 * cfg.rollout.group_size, indices), indices
 
 
 def run(ctl, run_dir: Path) -> dict:
@@ -71,26 +38,40 @@ def run(ctl, run_dir: Path) -> dict:
             eval_before = ctl.evaluate()
             logs["eval_samples"].log(0, [{"when": "eval", **r} for r in ctl.eval_rows])
             progress.note(f"held-out before: {json.dumps(eval_before)}")
-        evaluation = {}
-        for it in range(first, last + 1):
-            t0 = time.perf_counter()
-            requests = ctl.take_requests()  # rollout workers added or removed between iterations
-            metrics, shown, indices = iteration(ctl, sampler, it)
-            metrics.update(requests)
-            logs["samples"].log(it, shown)
-            logs["data_order"].log(it, [{"data_index": indices}])
-            evaluation = {}
-            if it == last or (cfg.run.eval_every and it % cfg.run.eval_every == 0):
-                progress.phase("eval" if it != last else "eval (after)")
-                evaluation = ctl.evaluate()
-                logs["eval_samples"].log(it, [{"when": "eval", **r} for r in ctl.eval_rows])
-                metrics.update({f"eval/{k}": v for k, v in evaluation.items()})
-            metrics.update(ctl.restart_metrics())
-            metrics["time/iteration"] = time.perf_counter() - t0
-            trackers.log(it, metrics)
-            if checkpoints.due(it, last):  # every rank's state, the sampler and the version, atomically
-                checkpoints.save(it, evaluation, eval_before, ctl.restarts(resumed), trackers.ids())
-            progress.advance(metrics)
+        evaluation, batches, loop_started = {}, batch_source(ctl, sampler), time.perf_counter()
+        batches.start(first, last)
+        try:
+            for it in range(first, last + 1):
+                t0 = time.perf_counter()
+                with batches.engines:
+                    requests = ctl.take_requests()  # rollout workers added or removed between iterations
+                waited = time.perf_counter()
+                batch = batches.get(it)  # generated now, or ahead by the producer thread
+                waited = time.perf_counter() - waited
+                metrics, shown = learn(ctl, batch, it, batches.engines)
+                metrics["time/batch_wait"] = waited
+                batches.trained(it)
+                metrics.update(requests)
+                logs["samples"].log(it, shown)
+                logs["data_order"].log(it, [{"data_index": batch.indices}])
+                evaluation = {}
+                if it == last or (cfg.run.eval_every and it % cfg.run.eval_every == 0):
+                    progress.phase("eval" if it != last else "eval (after)")
+                    with batches.engines:
+                        evaluation = ctl.evaluate()
+                    logs["eval_samples"].log(it, [{"when": "eval", **r} for r in ctl.eval_rows])
+                    metrics.update({f"eval/{k}": v for k, v in evaluation.items()})
+                with batches.engines:
+                    metrics.update(ctl.restart_metrics())
+                metrics["time/iteration"] = time.perf_counter() - t0
+                metrics["time/run"] = time.perf_counter() - loop_started
+                trackers.log(it, metrics)
+                if checkpoints.due(it, last):  # every rank's state, the sampler and the version, atomically
+                    checkpoints.save(it, evaluation, eval_before, ctl.restarts(resumed), trackers.ids(),
+                                     batches.sampler_state(it))
+                progress.advance(metrics)
+        finally:
+            batches.close()
         eval_after = evaluation if first <= last else resumed.get("eval", {})
         progress.note(f"held-out after: {json.dumps(eval_after)}")
     trackers.close()

@@ -8,7 +8,7 @@ learning rate, the L_PT loss) are averaged.
 
 from __future__ import annotations
 
-SUMMED = ("train/policy_loss", "train/tokens", "train/mismatch_tokens", "critic/value_loss", "critic/tokens")
+SUMMED = ("train/policy_loss", "train/tokens", "train/flops", "train/mismatch_tokens", "critic/value_loss", "critic/tokens")
 WEIGHTS = {
     "train/approx_kl": "train/tokens",
     "critic/value_clip_fraction": "critic/tokens",
@@ -39,6 +39,8 @@ def merge_rank_stats(per_rank: list[dict[str, float]], lpt_coef: float = 0.0) ->
             merged[key] = max(values)
         else:
             merged[key] = sum(values) / len(values)
+    if "train/flops" in merged and merged.get("time/train"):  # all ranks' useful work over the slowest rank's time
+        merged["train/flops_per_s"] = merged["train/flops"] / merged["time/train"]
     if "train/policy_loss" in merged:
         merged["train/loss"] = merged["train/policy_loss"] + lpt_coef * merged.get("train/lpt_loss", 0.0)
     return merged

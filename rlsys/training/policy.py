@@ -16,6 +16,7 @@ import torch
 from rlsys.algorithms.losses import PolicyLossOutput, lm_loss, mix_lm_loss
 from rlsys.algorithms.padding import pad_rows
 from rlsys.algorithms.tis import OldPolicy, tis_weights
+from rlsys.models.flops import ModelShape, pass_work, training_flops
 from rlsys.models.logprobs import PackedBatch, TokenLogprobs, completion_logprobs, pack_sequences
 from rlsys.models.shared_prefix import pack_shared, shared_prefix_logprobs, supports_shared_prefix
 from rlsys.training.engine import TrainingEngine, micro_batches
@@ -101,6 +102,7 @@ class PolicyStep:
         self.pad_id, self.rank, self.seed, self.max_new_tokens = pad_id, rank, seed, max_new_tokens
         self.lm_stream, self.lpt, self.old = lm_stream, lpt, old
         self.shared = engine.cfg.shared_prefix and supports_shared_prefix(engine.module)
+        self.shape = ModelShape.of(engine.module)
         self.steps = 0
 
     def state_dict(self) -> dict:
@@ -118,7 +120,7 @@ class PolicyStep:
         weighted: dict[str, float] = {}  # token-weighted sums
         sums: dict[str, list[float]] = {}
         mismatch: dict[str, float] = {}
-        tokens = 0.0
+        tokens, work = 0.0, [0, 0, 0]  # useful work of the pass: tokens run, scored, attention pairs
         coef = self.lpt.coef if self.lpt is not None else 0.0
         split = (lambda mini: prompt_grouped_micro_batches(mini, items, cfg.micro_batch_size)) if self.shared else None
         # The shares below are already of the global loss; `undo` cancels DeepSpeed's averaging.
@@ -130,6 +132,8 @@ class PolicyStep:
                 eng.backward_and_step(mix_lm_loss(out.loss * undo, lm, coef))
                 if m == 0:  # before any update: the learner's policy against the sampler's
                     add_mismatch(mismatch, items, idx, lp)
+                done = pass_work([items[i].prompt_ids for i in idx], [items[i].completion_ids for i in idx], self.shared)
+                work = [a + b for a, b in zip(work, done)]
                 mini_loss += float(out.loss.detach())
                 if lm is not None:
                     sums.setdefault("lpt_loss", []).append(float(lm.detach()))
@@ -148,7 +152,8 @@ class PolicyStep:
             self.steps += 1
         stats = {f"train/{k}": sum(v) / len(v) for k, v in sums.items()}
         stats.update({f"train/{k}": v / max(tokens, 1.0) for k, v in weighted.items()})
-        stats.update({"train/tokens": tokens, "train/lr": eng.lr(), "train/optimizer_steps": float(self.steps)})
+        stats.update({"train/tokens": tokens, "train/lr": eng.lr(), "train/optimizer_steps": float(self.steps),
+                      "train/flops": training_flops(self.shape, *work)})
         stats.update(mismatch_stats(mismatch))
         return stats
 

@@ -37,6 +37,15 @@ def test_off_policy_samples_are_refused():
         check_on_policy([_sample(3), _sample(2)], 3)
 
 
+def test_asynchronous_samples_may_lag_by_at_most_k_versions():
+    got = check_on_policy([_sample(5), _sample(4), _sample(3), _sample(3)], 5, max_staleness=2)
+    assert got == {"rollout/staleness_mean": (0 + 1 + 2 + 2) / 4, "rollout/staleness_max": 2.0}
+    with pytest.raises(RunError, match=r"weight versions \[2\] .* at most 2 versions behind"):
+        check_on_policy([_sample(5), _sample(2)], 5, max_staleness=2)
+    with pytest.raises(RunError, match=r"weight versions \[6\]"):  # ahead of the learner: impossible
+        check_on_policy([_sample(6)], 5, max_staleness=2)
+
+
 def test_engine_report_must_carry_the_version_and_the_sent_values():
     sent = {"a.q": (1.0, 4.0), "a.k": (-2.0, 9.0), "b": (0.5, 0.25)}
     good = {"version": 4, "probes": {"a.q+a.k": (-1.0, 13.0), "b": (0.5, 0.25)}}
