@@ -1,4 +1,4 @@
-"""Command line: `rlsys train | validate | eval | plot | compare | make-pairs | bench | check-sync |
+"""Command line: `rlsys train | validate | eval | plot | compare | make-pairs | bench | plan | check-sync |
 adapt-tokenizer | extract-faroese | scale | teacher-start | teacher-stop`."""
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-new-tokens", type=int, default=64)
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--dtype", default="auto", help="auto: bf16 on CPUs with AVX-512, else fp32")
+    pn = sub.add_parser("plan", help="predicted seconds per iteration and the best split of N devices (JSON last)")
+    pn.add_argument("config", help="YAML config file")
+    pn.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    pn.add_argument("--gpus", type=int, default=1, help="devices to split between the roles")
+    pn.add_argument("--profile", default=None, help="`rlsys bench` output, or a JSON profile of your devices")
+    pn.add_argument("--calibrate", default=None, help="a finished run whose measured rates to use")
+    pn.add_argument("--check", default=None, help="a finished run of CONFIG to compare the prediction with")
+    pn.add_argument("--completion-tokens", type=float, default=None,
+                    help="mean completion length (default: --check's, else rollout.max_new_tokens)")
     c = sub.add_parser("check-sync", help="check the weight-sync transport (gloo or NCCL) on this machine (JSON)")
     c.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])
     c.add_argument("--cuda", action="store_true", help="gloo with CUDA tensors (ranks sharing one GPU)")
@@ -192,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             from rlsys.transport.sync_check import check_sync
 
             print(json.dumps(check_sync(args.backend, args.cuda, args.ranks, args.mb, args.bucket_mb, args.timeout_s)))
+            return 0
+        if args.command == "plan":
+            from rlsys.planning.plan import run_plan
+
+            print(json.dumps(run_plan(args)))
             return 0
         if args.command == "bench":
             from rlsys.bench import run_bench

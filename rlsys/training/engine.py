@@ -92,6 +92,12 @@ class TrainingEngine:
         self.engine, _, _, _ = deepspeed.initialize(
             model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
             config=ds_config, lr_scheduler=scheduler)
+        # One rank without ZeRO has nothing to reduce, yet DeepSpeed would copy every gradient
+        # through a collective after each backward; it also reports no norm then (kept here).
+        self.plain_single_rank = world_size == 1 and cfg.zero_stage == 0
+        if self.plain_single_rank:
+            self.engine.enable_backward_allreduce = False
+        self._norm: float | None = None
 
     @property
     def module(self) -> torch.nn.Module:
@@ -105,10 +111,13 @@ class TrainingEngine:
     def backward_and_step(self, loss: torch.Tensor) -> None:
         """One micro-batch; DeepSpeed steps the optimiser at the end of each accumulation."""
         self.engine.backward(loss)
+        if self.plain_single_rank and self.engine.is_gradient_accumulation_boundary():
+            grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+            self._norm = float(torch.nn.utils.get_total_norm(grads)) if grads else None
         self.engine.step()
 
     def grad_norm(self) -> float | None:
-        norm = self.engine.get_global_grad_norm()
+        norm = self._norm if self.plain_single_rank else self.engine.get_global_grad_norm()
         return None if norm is None else float(norm)
 
     def lr(self) -> float:
@@ -122,17 +131,26 @@ class TrainingEngine:
         return t.tolist()
 
     def mini_batches(self, items: list, lengths: list[int], rng, epochs: int, role: str,
-                     tokens_of=lambda item: len(item.completion_ids), split=None):
+                     tokens_of=lambda item: len(item.completion_ids), split=None, group_of=None):
         """`epochs` shuffled passes over this rank's items in optimiser mini-batches; yields each
         mini-batch's micro-batches with its global token and sequence counts (all ranks) and the
         factor that undoes DeepSpeed's division of each backward by accumulation steps and ranks.
-        `split(mini)` cuts a mini-batch into micro-batches (default: by length)."""
+        `split(mini)` cuts a mini-batch into micro-batches (default: by length). With
+        `group_of(item)`, the shuffle moves whole groups (a prompt's completions stay together,
+        so a mini-batch computes few distinct prompts)."""
         per_rank_mini = self.cfg.mini_batch_size // self.world_size
         if len(items) % per_rank_mini:
             raise ValueError(f"{role}: a rank got {len(items)} items, not a multiple of {per_rank_mini}")
         for _ in range(epochs):
             order = list(range(len(items)))
             rng.shuffle(order)
+            if group_of is not None:
+                groups: dict = {}
+                for i in order:
+                    groups.setdefault(group_of(items[i]), []).append(i)
+                units = list(groups.values())
+                rng.shuffle(units)
+                order = [i for unit in units for i in unit]
             for start in range(0, len(order), per_rank_mini):
                 mini = order[start : start + per_rank_mini]
                 tokens, seqs = (max(1.0, v) for v in self.global_sum(

@@ -125,7 +125,8 @@ class PolicyStep:
         split = (lambda mini: prompt_grouped_micro_batches(mini, items, cfg.micro_batch_size)) if self.shared else None
         # The shares below are already of the global loss; `undo` cancels DeepSpeed's averaging.
         for m, (micros, total_tokens, total_seqs, undo) in enumerate(eng.mini_batches(
-                items, sequence_lengths(items), rng, cfg.epochs, f"learner rank {self.rank}", split=split)):
+                items, sequence_lengths(items), rng, cfg.epochs, f"learner rank {self.rank}", split=split,
+                group_of=(lambda item: tuple(item.prompt_ids)) if self.shared else None)):
             mini_loss = 0.0
             for idx in micros:
                 out, lp, lm, tis = self._micro_loss(items, idx, total_tokens, total_seqs)

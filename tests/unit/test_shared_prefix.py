@@ -1,10 +1,15 @@
 """The shared-prefix forward against the model's own forward over each whole sequence:
-log-probs, entropy and parameter gradients."""
+log-probs, entropy and parameter gradients, in both layouts (packed under a tree mask with
+sdpa and eager attention; the repeated prompt cache otherwise)."""
 
+import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+from rlsys.models import shared_prefix as sp
 from rlsys.models.shared_prefix import pack_shared, shared_prefix_logprobs, supports_shared_prefix
+
+LAYOUTS = ["sdpa", "eager", "cached"]
 
 SMALL = dict(vocab_size=60, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
              num_key_value_heads=1, max_position_embeddings=64)
@@ -14,9 +19,17 @@ COMPLETIONS = [[9, 10], [11, 12, 13, 14], [15], [16, 17, 18], [19, 20, 21, 22, 2
 TEMPS = [1.0, 0.7, 1.3, 1.0, 0.9]
 
 
-def _model(cls=LlamaForCausalLM, cfg=LlamaConfig):
+def _model(cls=LlamaForCausalLM, cfg=LlamaConfig, layout="sdpa"):
     torch.manual_seed(0)
-    return cls(cfg(**SMALL)).eval()
+    impl = "sdpa" if layout == "cached" else layout
+    return cls(cfg(**SMALL, attn_implementation=impl)).eval()
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout(request, monkeypatch):
+    if request.param == "cached":
+        monkeypatch.setattr(sp, "packs_with_a_tree_mask", lambda model: False)
+    return request.param
 
 
 def _reference(model, temps=TEMPS):
@@ -39,9 +52,9 @@ def test_pack_shared_keeps_one_copy_per_prompt():
     assert batch.tokens_computed == 35
 
 
-def test_shared_prefix_logprobs_and_entropy_equal_full_forwards():
+def test_shared_prefix_logprobs_and_entropy_equal_full_forwards(layout):
     for cls, cfg in ((LlamaForCausalLM, LlamaConfig), (Qwen2ForCausalLM, Qwen2Config)):
-        model = _model(cls, cfg)
+        model = _model(cls, cfg, layout)
         got = shared_prefix_logprobs(model, pack_shared(PROMPTS, COMPLETIONS, 0), chunk_tokens=3,
                                      with_entropy=True, temperature=torch.tensor(TEMPS))
         want, ents = _reference(model)
@@ -53,8 +66,8 @@ def test_shared_prefix_logprobs_and_entropy_equal_full_forwards():
 
 
 @torch.enable_grad()  # another test module's import may have turned autograd off globally
-def test_gradients_through_the_shared_prompt_equal_unshared_gradients():
-    model = _model()
+def test_gradients_through_the_shared_prompt_equal_unshared_gradients(layout):
+    model = _model(layout=layout)
     weights = torch.linspace(0.5, 1.5, 5)  # a different weight per row, so rows do not cancel
 
     def grads(loss):
@@ -74,11 +87,12 @@ def test_gradients_through_the_shared_prompt_equal_unshared_gradients():
     assert full["model.embed_tokens.weight"][1].abs().sum() > 0
 
 
-def test_sliding_window_and_checkpointed_models_fall_back():
+def test_sliding_window_and_checkpointed_models_fall_back(monkeypatch):
     assert supports_shared_prefix(_model())
-    cfg = LlamaConfig(**SMALL)
-    model = LlamaForCausalLM(cfg)
+    model = _model()
     model.gradient_checkpointing_enable()
+    assert supports_shared_prefix(model)  # the packed layout needs no cache
+    monkeypatch.setattr(sp, "packs_with_a_tree_mask", lambda model: False)
     assert not supports_shared_prefix(model)
     sliding = Qwen2ForCausalLM(Qwen2Config(**SMALL, use_sliding_window=True, sliding_window=4, max_window_layers=0))
     assert not supports_shared_prefix(sliding)
