@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 
 from rlsys.algorithms.registry import build_algorithm, old_policy_source
-from rlsys.config import Config
+from rlsys.config import Config, ConfigError
 from rlsys.models.flops import ModelShape, forward_flops
 from rlsys.planning.model import Profile, Workload, policy_pass
 
@@ -103,5 +103,5 @@ def profile_from_file(path: Path) -> Profile:
     try:
         return Profile(**{"name": str(path), **data})
     except TypeError as exc:
-        raise ValueError(f"{path}: a profile needs gen_tokens_per_s, gen_params, train_flops_per_s, "
+        raise ConfigError(f"{path}: a profile needs gen_tokens_per_s, gen_params, train_flops_per_s, "
                          f"score_flops_per_s, sync_bytes_per_s (optional overhead_s, source): {exc}") from None

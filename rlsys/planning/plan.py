@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlsys.config import load_config
+from rlsys.config import ConfigError, load_config
 from rlsys.planning.inputs import (mean_completion_tokens, measured_phases, profile_from_bench, profile_from_file,
                                    profile_from_run, workload)
 from rlsys.planning.model import Split, best_split, iteration_seconds, phase_seconds
@@ -20,7 +20,7 @@ def choose_profile(args, w):
         text = Path(args.profile).read_text()
         return profile_from_bench(Path(args.profile), w.policy_params) if "rollout_tokens_per_s" in text \
             else profile_from_file(Path(args.profile))
-    raise ValueError("rlsys plan needs rates: --profile BENCH.json (the last line of `rlsys bench --model ...`) "
+    raise ConfigError("rlsys plan needs rates: --profile BENCH.json (the last line of `rlsys bench --model ...`) "
                      "or a profile file of your devices, or --calibrate RUN_DIR (rates a finished run measured)")
 
 
