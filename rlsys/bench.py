@@ -68,6 +68,7 @@ def run_bench(args) -> dict:
     from rlsys.controller import train
     from rlsys.distributed.actors import start_learners, start_rollout_workers
     from rlsys.distributed.cluster import init_ray
+    from rlsys.planning.inputs import mean_completion_tokens, profile_from_run, workload
 
     model_path = resolve_model(args.model)
     prompts = _prompts(model_path, args.prompts)
@@ -113,17 +114,24 @@ def run_bench(args) -> dict:
     ray.kill(learner)
     sync_s, raw_s = statistics.median(sync_times[1:]), statistics.median(raw_times[1:])
 
-    # Phase shares from a short real run of the smoke recipe on the same model.
+    # Phase shares and rates from a short real run on the same model, shaped like a real
+    # batch (8 prompts x 8 samples x 64 tokens, one optimiser step, a reference pass).
     with tempfile.TemporaryDirectory() as tmp:
         run_cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml",
-                              [f"run.dir={tmp}/run", "run.iterations=3", f"model.path={model_path}",
-                               f"model.dtype={dtype}", "tracking.console=false"])
+                              [f"run.dir={tmp}/run", "run.iterations=4", f"model.path={model_path}",
+                               f"model.dtype={dtype}", "tracking.console=false", "rollout.prompts_per_iteration=8",
+                               "rollout.group_size=8", "rollout.max_new_tokens=64", "learner.mini_batch_size=64",
+                               "learner.micro_batch_size=16", "learner.epochs=1", "learner.zero_stage=0",
+                               "learner.lr=1e-5", "data.eval_size=8"])
         train(run_cfg)
-        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    phases = sorted({k[5:] for r in rows for k in r if k.startswith("time/")} - {"iteration", "run", "batch_wait"})
+        run_dir = Path(tmp) / "run"
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        rates = profile_from_run(run_dir, workload(run_cfg, mean_completion_tokens(run_dir)))
+    # `logprobs` is the controller's span around the reference and old-policy passes
+    phases = sorted({k[5:] for r in rows for k in r if k.startswith("time/")} - {"iteration", "run", "batch_wait", "logprobs"})
     total = sum(r["time/iteration"] for r in rows[1:])
     share = {p: round(sum(r.get(f"time/{p}", 0.0) for r in rows[1:]) / total, 4) for p in phases}
-    train_rate = statistics.median(r["train/flops_per_s"] for r in rows[1:])
+    train_rate = rates.train_flops_per_s
     return {
         "model": args.model,
         "rollout_tokens_per_s": round(rlsys_rate, 1),
@@ -137,5 +145,9 @@ def run_bench(args) -> dict:
         "matmul_peak_flops_per_s": round(peak),
         "train_flops_per_s": round(train_rate),
         "train_vs_peak": round(train_rate / peak, 4),
+        # the rates `rlsys plan --profile` reads: measured inside the short run
+        "profile": {"gen_tokens_per_s": round(rates.gen_tokens_per_s, 1), "gen_params": rates.gen_params,
+                    "train_flops_per_s": round(rates.train_flops_per_s), "score_flops_per_s": round(rates.score_flops_per_s),
+                    "sync_bytes_per_s": round(rates.sync_bytes_per_s), "overhead_s": round(rates.overhead_s, 3)},
         "phase_share": share,
     }

@@ -53,11 +53,14 @@ def workload(cfg: Config, completion_tokens: float | None = None) -> Workload:
 
 
 def profile_from_bench(path: Path, params: float) -> Profile:
-    """Rates from `rlsys bench`'s JSON line (its model's weight count given)."""
+    """Rates from `rlsys bench`'s JSON line: those measured inside its short training run
+    (`profile`), else its standalone measurements (the given model weight count)."""
     b = json.loads(Path(path).read_text().strip().splitlines()[-1])
+    source = f"rlsys bench ({b.get('model')})"
+    if "profile" in b:
+        return Profile(f"bench {path}", **b["profile"], source=source)
     return Profile(f"bench {path}", b["rollout_tokens_per_s"], params, b["train_flops_per_s"],
-                   b.get("score_flops_per_s", b["train_flops_per_s"]), b["sync_bytes_per_s"],
-                   source=f"rlsys bench ({b.get('model')})")
+                   b["train_flops_per_s"], b["sync_bytes_per_s"], source=source)
 
 
 def profile_from_run(run_dir: Path, w: Workload) -> Profile:

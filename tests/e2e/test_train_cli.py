@@ -56,6 +56,16 @@ def test_smoke_train_writes_metrics_summary_and_a_loadable_model(tmp_path):
     moved = sum(float((a - b).abs().sum().detach()) for a, b in zip(model.parameters(), base.parameters()))
     assert moved > 0  # the saved model is the trained one
 
+    # `rlsys plan`, its rates taken from this run, against what this run measured: the
+    # phases it models plus the overhead it measured must add up to the iteration
+    out = rlsys("plan", str(run_dir / "config.yaml"), "--calibrate", str(run_dir), "--check", str(run_dir),
+                "--gpus", "4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    plan = json.loads(out.stdout.strip().splitlines()[-1])
+    assert abs(plan["check"]["relative_error"]) < 0.25, plan["check"]
+    assert sum(plan["synchronous"]["split"].values()) == 4
+    assert plan["asynchronous"]["seconds_per_iteration"] <= plan["synchronous"]["seconds_per_iteration"]
+
 
 def test_bad_inputs_fail_before_any_actor_starts(tmp_path):
     out = rlsys("train", "configs/smoke.yaml", f"run.dir={tmp_path / 'a'}", "model.path=/no/such/model")
