@@ -116,5 +116,9 @@ def test_bad_suite_fails_before_any_model_loads(tmp_path):
     assert out.returncode == 2
     assert f"{bad}:2: tasks.0: unknown kind 'translate'" in out.stderr
     assert time.perf_counter() - started < 30
-    out = rlsys("eval", "configs/eval_faroese.yaml", "--model", str(tmp_path))
-    assert out.returncode == 1 and "is not a model: no config.json" in out.stderr
+    # a good suite that needs no file of the machine's, and a folder that is not a model
+    good = tmp_path / "good.yaml"
+    good.write_text("tasks:\n  - name: chain\n    kind: accuracy\n    source: reasoning_gym\n    task: chain_sum\n"
+                    "    size: 4\n")
+    out = rlsys("eval", str(good), "--model", str(tmp_path))
+    assert out.returncode == 1 and "is not a model: no config.json" in out.stderr, out.stderr[-2000:]
