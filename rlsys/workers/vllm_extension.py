@@ -64,6 +64,7 @@ class RlsysWorkerExtension:
         # stream that holds one bucket, and a sync cut short leaves the engine to be replaced.
         stream = self._rlsys_staged(plan, device) if wire_plan.get("staged", True) else self._rlsys_stream(plan, device)
         self.model_runner.reload_weights(weights_iterator=recorded(iter(stream)))
+        self._rlsys_repack_kept_weights()
         self._rlsys_version = plan.version
         keys = self.rlsys_weight_keys()
         expected = {part for key in keys for part in key.split("+")}
@@ -76,6 +77,17 @@ class RlsysWorkerExtension:
             "unexpected": sorted(set(received) - expected),
             "probes": self.rlsys_checksums([k for k in keys if probes & set(k.split("+"))]) if probes else {},
         }
+
+    def _rlsys_repack_kept_weights(self) -> None:
+        """On the CPU, a layer that keeps its weight and also computes through a packed copy
+        (`cpu_linear`) is the output projection tied to the embedding: the reload loads the
+        embedding but skips the tied head, whose packed copy would keep the old weights (the
+        logits drifting from the learner's as training moves the embedding). Pack it again."""
+        for module in self.model_runner.get_model().modules():
+            weight = getattr(module, "weight", None)
+            method = getattr(module, "quant_method", None)
+            if hasattr(module, "cpu_linear") and weight is not None and weight.numel() and method is not None:
+                method.process_weights_after_loading(module)
 
     def rlsys_receive_adapter(self, wire_plan: dict) -> dict:
         """Install the broadcast LoRA adapter from tensors (nothing touches the disk) under

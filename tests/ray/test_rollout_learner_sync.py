@@ -135,6 +135,12 @@ def test_sync_makes_engine_weights_equal_and_changes_greedy_outputs(actors, loca
     assert _greedy(local_ray, rollout) != greedy_before
     samples = local_ray.get(rollout.generate.remote(PROMPTS[:1], [1.0], 4, 1.0, 0))
     assert samples[0].weight_version == 1
+    # The engine computes with the new weights everywhere, the tied output projection too
+    # (on the CPU it has a packed copy of its own): its log-probs equal the trained learner's.
+    samples = local_ray.get(rollout.generate.remote(PROMPTS, [1.0] * 4, 16, 1.0, 0))
+    items = [TrainItem(s.prompt_ids, s.completion_ids, 0.0, temperature=s.temperature) for s in samples]
+    for s, lp in zip(samples, local_ray.get(learner.logprobs.remote(items))):
+        assert torch.allclose(torch.tensor(s.sampling_logprobs), torch.tensor(lp), atol=1e-3), (s.sampling_logprobs, lp)
 
 
 def test_a_tensor_missing_from_the_sync_stops_the_run_naming_engine_and_weight(actors, local_ray):
