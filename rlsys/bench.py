@@ -4,7 +4,6 @@ phase's share of an iteration. The last line printed is one JSON object."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -68,6 +67,7 @@ def run_bench(args) -> dict:
     from rlsys.controller import train
     from rlsys.distributed.actors import start_learners, start_rollout_workers
     from rlsys.distributed.cluster import init_ray
+    from rlsys.observability.plots import read_metrics
     from rlsys.planning.inputs import mean_completion_tokens, profile_from_run, workload
 
     model_path = resolve_model(args.model)
@@ -125,7 +125,7 @@ def run_bench(args) -> dict:
                                "learner.lr=1e-5", "data.eval_size=8"])
         train(run_cfg)
         run_dir = Path(tmp) / "run"
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        rows = read_metrics(run_dir)
         rates = profile_from_run(run_dir, workload(run_cfg, mean_completion_tokens(run_dir)))
     # `logprobs` is the controller's span around the reference and old-policy passes
     phases = sorted({k[5:] for r in rows for k in r if k.startswith("time/")} - {"iteration", "run", "batch_wait", "logprobs"})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from contextlib import nullcontext
 
 from rlsys.data.samplers import PromptSampler
@@ -86,6 +85,7 @@ class AheadBatches:
     def trained(self, it: int) -> None:
         with self._progress:
             self._done = it
+            self._states.pop(it, None)  # a checkpoint after `it` needs batch it + 1's state only
             self._progress.notify_all()
 
     def sampler_state(self, it: int) -> dict:
@@ -98,8 +98,7 @@ class AheadBatches:
             self._stop = True
             self._progress.notify_all()
         if self._thread is not None:
-            deadline = time.monotonic() + timeout_s
-            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._thread.join(timeout=timeout_s)
 
 
 def batch_source(ctl, sampler: PromptSampler):

@@ -11,6 +11,7 @@ from pathlib import Path
 from rlsys.algorithms.registry import build_algorithm, old_policy_source
 from rlsys.config import Config, ConfigError
 from rlsys.models.flops import ModelShape, forward_flops
+from rlsys.observability.plots import read_metrics
 from rlsys.planning.model import Profile, Workload, policy_pass
 
 
@@ -67,8 +68,7 @@ def profile_from_run(run_dir: Path, w: Workload) -> Profile:
     """Rates measured by a finished run (medians over its iterations after the first): its
     generation tokens/s, training FLOP/s, forward FLOP/s of its scoring passes, sync bytes/s,
     and what an iteration took beyond its phases."""
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rows = rows[1:] or rows
+    rows = steady_rows(run_dir)
     med = lambda key: statistics.median(r[key] for r in rows if key in r)  # noqa: E731
     passes = policy_pass(w)
     score_rates = []
@@ -89,15 +89,19 @@ def profile_from_run(run_dir: Path, w: Workload) -> Profile:
 
 def measured_phases(run_dir: Path) -> dict[str, float]:
     """A run's median seconds per phase and per iteration (after its first iteration)."""
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rows = rows[1:] or rows
+    rows = steady_rows(run_dir)
     keys = {k for r in rows for k in r if k.startswith("time/")} - {"time/run", "time/batch_wait"}
     return {k[5:]: statistics.median(r.get(k, 0.0) for r in rows) for k in sorted(keys)}
 
 
 def mean_completion_tokens(run_dir: Path) -> float:
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return statistics.fmean(r["rollout/mean_completion_tokens"] for r in rows)
+    return statistics.fmean(r["rollout/mean_completion_tokens"] for r in read_metrics(Path(run_dir)))
+
+
+def steady_rows(run_dir: Path) -> list[dict]:
+    """A run's metric rows after its first iteration (which warms up), or all of one."""
+    rows = read_metrics(Path(run_dir))
+    return rows[1:] or rows
 
 
 def profile_from_file(path: Path) -> Profile:

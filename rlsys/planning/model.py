@@ -19,7 +19,7 @@ share it: with one device everything is one sequential sum, whatever the mode.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
+from itertools import combinations
 
 from rlsys.models.flops import ModelShape, causal_pairs, forward_flops, training_flops
 
@@ -132,10 +132,9 @@ def splits(gpus: int, teacher: bool, critic: bool) -> list[Split]:
         return [Split(1, 1, int(teacher), int(critic))]
     roles = 2 + int(teacher) + int(critic)
     out = []
-    for counts in product(range(1, gpus + 1), repeat=roles):
-        if sum(counts) != gpus:
-            continue
-        r, lr, *rest = counts
+    # a composition of `gpus` into `roles` positive parts: choose where to cut 1..gpus-1
+    for cuts in combinations(range(1, gpus), roles - 1):
+        r, lr, *rest = [b - a for a, b in zip((0, *cuts), (*cuts, gpus))]
         t = rest.pop(0) if teacher else 0
         c = rest.pop(0) if critic else 0
         out.append(Split(r, lr, t, c))

@@ -28,6 +28,11 @@ def test_phase_seconds_by_hand():
 
 def test_best_split_balances_the_two_sides():
     assert {(s.rollout, s.learner) for s in splits(3, False, False)} == {(1, 2), (2, 1)}
+    # every way to give 4 roles at least one of 64 devices: C(63, 3), each summing to 64
+    many = splits(64, True, True)
+    assert len(many) == 63 * 62 * 61 // 6 == len(set(many))
+    assert all(min(s.rollout, s.learner, s.teacher, s.critic) >= 1 and
+               s.rollout + s.learner + s.teacher + s.critic == 64 for s in many)
     split, seconds, _ = best_split(W, P, 3, asynchronous=False)
     assert (split.rollout, split.learner) == (1, 2)
     assert seconds == pytest.approx(1.0 + 0.5 + 2.0 + 1.0 + 0.5)  # generation, reference and train halved

@@ -41,10 +41,10 @@ def test_batches_run_at_most_k_ahead_and_never_overlap_a_sync(monkeypatch, k):
             rec.events.append(("sync", it, None))
             rec.busy.release()
         batches.trained(it)
+        if it == 3:  # the loop's checkpoint after iteration 3 resumes drawing batch 4: 3 batches of 2 in
+            assert batches.sampler_state(3)["position"] == 6
     batches.close()
     assert got == list(range(1, 7))
-    # a checkpoint after iteration 3 resumes drawing batch 4: 3 batches of 2 prompts in
-    assert batches.sampler_state(3)["position"] == 6
     for kind, j, done in rec.events:
         if kind == "gen":
             assert done >= j - 1 - k, (j, done)
