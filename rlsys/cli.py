@@ -1,4 +1,4 @@
-"""Command line: `rlsys train | validate | eval | plot | compare | make-pairs | bench | plan | check-sync |
+"""Command line: `rlsys train | validate | eval | plot | compare | make-pairs | make-teacher | seeds | bench | plan | check-sync |
 adapt-tokenizer | extract-faroese | scale | teacher-start | teacher-stop`."""
 
 from __future__ import annotations
@@ -23,6 +23,18 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     m.add_argument("--out", required=True, help="JSONL file to write (must not exist)")
     m.add_argument("--prompts", type=int, default=None, help="prompts of data to sample (default: all)")
+    t = sub.add_parser("make-teacher", help="fine-tune model.path on worked solutions of data: a task teacher")
+    t.add_argument("config", help="YAML config file (model, data: the student's run config)")
+    t.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    t.add_argument("--out", required=True, help="model folder to write (must not exist)")
+    t.add_argument("--steps", type=int, default=150)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--batch-size", type=int, default=16)
+    sd = sub.add_parser("seeds", help="run CONFIG once per seed; mean and spread of the held-out results")
+    sd.add_argument("config", help="YAML config file")
+    sd.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    sd.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sd.add_argument("--out", required=True, help="folder for the runs (seed-S) and seeds.md / seeds.json")
     b = sub.add_parser("bench", help="measure rollout and weight-sync efficiency (last line: JSON)")
     b.add_argument("--model", default="tiny-random", help="model path or built-in name (default: tiny-random)")
     b.add_argument("--prompts", type=int, default=32)
@@ -151,6 +163,19 @@ def main(argv: list[str] | None = None) -> int:
 
             result = make_pairs(load_config(args.config, args.overrides), args.out, args.prompts)
             _stop_log_forwarding()
+            print(json.dumps(result))
+            return 0
+        if args.command == "seeds":
+            from rlsys.seeds import run_seeds
+
+            load_config(args.config, args.overrides)  # a bad config fails here, not in the first seed's process
+            print(json.dumps(run_seeds(args.config, args.overrides, args.seeds, args.out)))
+            return 0
+        if args.command == "make-teacher":
+            from rlsys.make_teacher import make_teacher
+
+            result = make_teacher(load_config(args.config, args.overrides), args.out, args.steps, args.lr,
+                                  args.batch_size)
             print(json.dumps(result))
             return 0
         if args.command == "adapt-tokenizer":

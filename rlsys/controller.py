@@ -136,11 +136,25 @@ class Controller:
             sampled = self.generate(items, [1.0], max_tokens, "eval")
             teacher = self.teacher_scores(items, sampled, by_token=self.data.teacher_same_vocab)
             metrics.update(distill_metrics(teacher, [s.sampling_logprobs for s in sampled]))
+            metrics.update(self.teacher_accuracy(items, max_tokens))
             # Reset the services' counters: eval traffic stays out of the next iteration's.
             self.teachers.call("take_stats", what="teacher", timeout_s=self.cfg.run.timeout("teacher"))
         if self.data.suite_tasks:
             metrics.update(self.evaluate_suite())
         return metrics
+
+    def teacher_accuracy(self, items: list[PromptItem], max_tokens: int) -> dict[str, float]:
+        """The teacher's own greedy accuracy on the held-out prompts (its prompt, its template);
+        measured once, since the teacher does not change."""
+        if getattr(self, "_teacher_accuracy", None) is None:
+            k, pairs = len(self.teachers), [(it.question, it.answer) for it in items]
+            shards = self.teachers.sharded("answers", pairs, max_tokens, what="teacher",
+                                           timeout_s=self.cfg.run.timeout("eval"))
+            texts = [shards[i % k][i // k] for i in range(len(pairs))]
+            measured = task_metrics(texts, [it.answer for it in items], [0] * len(texts),
+                                    template_format_style(self.cfg.data.template))
+            self._teacher_accuracy = {"teacher_accuracy": measured["accuracy"]}
+        return self._teacher_accuracy
 
     def evaluate_suite(self) -> dict[str, float]:
         """`eval.suite` on the engines' current weights, with `rlsys eval`'s task code."""

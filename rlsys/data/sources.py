@@ -84,7 +84,10 @@ def load_reasoning_gym(name: str, size: int, seed: int, **kwargs: Any) -> list[T
         dataset = reasoning_gym.create_dataset(name, size=size, seed=seed, **kwargs)
     except Exception as exc:  # reasoning-gym raises several types for unknown names and bad kwargs
         raise DataError(f"reasoning-gym task {name!r} with {kwargs}: {exc}") from exc
-    return [Task(str(e["question"]), str(e["answer"]), {"source": name, "where": f"{name} task {i}"})
+    kept = ("expression", "answer_cot")  # what a worked solution is built from (rlsys.data.solutions)
+    return [Task(str(e["question"]), str(e["answer"]),
+                 {"source": name, "where": f"{name} task {i}",
+                  **{k: e["metadata"][k] for k in kept if k in e.get("metadata", {})}})
             for i, e in enumerate(dataset)]
 
 

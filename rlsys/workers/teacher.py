@@ -128,6 +128,14 @@ class VllmScorer:
         return scores
 
 
+    def answers(self, prompts: list[list[int]], max_tokens: int, tokenizer) -> list[str]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+
+
 class HfScorer:
     """Teacher log-probs by a transformers forward pass; `device_map` can spread or offload."""
 
@@ -168,6 +176,12 @@ class HfScorer:
         return out
 
 
+    def answers(self, prompts: list[list[int]], max_tokens: int, tokenizer) -> list[str]:
+        from rlsys.models.greedy import greedy_answers
+
+        return greedy_answers(self.model, tokenizer, prompts, max_tokens, self.micro_batch)
+
+
 class TeacherScorer:
     """Renders the teacher's prompt and tokenizes the completion, then asks a backend."""
 
@@ -201,6 +215,11 @@ class TeacherScorer:
             ids.append(self.end_id)
         return ids
 
+    def answers(self, questions: list[tuple[str, str]], max_tokens: int) -> list[str]:
+        """The teacher's own greedy answers to (question, reference answer) pairs, from the
+        prompt it scores with: its task accuracy, which distillation should move toward."""
+        return self.backend.answers([self.prompt_ids(q, a) for q, a in questions], max_tokens, self.tokenizer)
+
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
         sequences = []
         for req in requests:
@@ -232,3 +251,6 @@ class TeacherService:
 
     def take_stats(self) -> dict[str, float]:
         return self.batcher.take_stats()
+
+    def answers(self, questions: list[tuple[str, str]], max_tokens: int) -> list[str]:
+        return self.scorer.answers(questions, max_tokens)

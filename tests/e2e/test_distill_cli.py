@@ -33,3 +33,51 @@ def test_teacher_bad_inputs_fail_before_start(tmp_path):
                 "reward.terms=[{name: language_fidelity, kwargs: {wordlist: /no/words.txt}}]")
     assert out.returncode == 1 and "word list /no/words.txt not found" in out.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_cross_tokenizer_teacher_scores_by_text(tmp_path):
+    """A teacher with its own tokenizer (600 tokens, the student's has 1024) scores the student's
+    text: each logged reward (teacher_loglik alone, per teacher token) equals a full forward of
+    the teacher over its own rendering of the prompt and its own tokens of the completion."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlsys.config import load_config
+    from rlsys.data.sources import load_train_eval
+    from rlsys.models.tiny import build_tiny_model
+
+    teacher = build_tiny_model(tmp_path / "teacher", vocab_size=600, seed=1)
+    run_dir = tmp_path / "run"
+    system = "You are a careful teacher. Show each step of the sum."
+    overrides = [f"run.dir={run_dir}", "tracking.console=false", f"teacher.path={teacher}", "teacher.backend=hf",
+                 "lpt.coef=0", "reward.terms=[{name: teacher_loglik, weight: 1.0, kwargs: {normalize: mean}}]"]
+    out = rlsys("train", "configs/grpo_teacher_ll_tiny.yaml", *overrides)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows, summary = check_run_dir(run_dir, 2)
+    assert all(r["distill/teacher_logprob_per_token"] < 0 for r in rows)
+    assert 0.0 <= summary["eval_before"]["teacher_accuracy"] <= 1.0
+    assert summary["eval_before"]["reverse_kl"] == summary["eval_before"]["reverse_kl"]  # not NaN
+
+    cfg = load_config("configs/grpo_teacher_ll_tiny.yaml", overrides)
+    train, _ = load_train_eval(cfg.data, cfg.run.seed)
+    tok = AutoTokenizer.from_pretrained(teacher)
+    model = AutoModelForCausalLM.from_pretrained(teacher, dtype=torch.float32).eval()
+    logged = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    checked = 0
+    for row in logged[:8]:
+        if not row["completion"]:
+            continue
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": train[row["data_index"]].question}]
+        prompt = tok(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False),
+                     add_special_tokens=False).input_ids
+        completion = tok(row["completion"], add_special_tokens=False).input_ids
+        completion += [tok.convert_tokens_to_ids("<|im_end|>")] if row["finished"] else []
+        ids = torch.tensor([prompt + completion])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
+        picked = [logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(completion)]
+        assert row["reward"] == pytest.approx(sum(picked) / len(picked), abs=2e-4)
+        checked += 1
+    assert checked >= 4
