@@ -52,6 +52,9 @@ class DataConfig(Section):
     `eval_size` rows of `path`. Training never sees a question that is in the held-out set."""
     question_field: str = "question"
     answer_field: str = "answer"
+    question_template: str = "{question}"
+    """The user message around each question (e.g. an instruction: "Translate into Faroese.
+    Reply with the translation only.\n\n{question}"); must contain `{question}`."""
     train_size: int = Field(2000, ge=1)
     eval_size: int = Field(100, ge=1)
     template: Literal["xml", "plain"] = "xml"
@@ -61,6 +64,12 @@ class DataConfig(Section):
     on_invalid: Literal["error", "drop"] = "error"
     """A preference row that fails a check: stop with its file:line (error), or leave it out
     and count it in the summary (drop)."""
+
+    @model_validator(mode="after")
+    def _question_slot(self) -> "DataConfig":
+        if "{question}" not in self.question_template:
+            raise ValueError(f"data.question_template must contain {{question}}: {self.question_template!r}")
+        return self
 
 
 class RolloutConfig(Section):
@@ -259,9 +268,10 @@ class Config(Section):
                 f"of learner.mini_batch_size ({learner.mini_batch_size})"
             )
         try:
-            self.teacher.question_template.format(question="", answer="")
+            self.teacher.question_template.format(question="", answer="", raw_question="")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"teacher.question_template may only use {{question}} and {{answer}} ({exc!r})") from None
+            raise ValueError(f"teacher.question_template may only use {{question}}, {{raw_question}} and {{answer}} "
+                             f"(write a literal brace as {{{{ or }}}}) ({exc!r})") from None
         if self.teacher.temperature != 1.0 and self.teacher.backend != "hf":
             raise ValueError("teacher.temperature other than 1 needs teacher.backend=hf "
                              "(vLLM's prompt log-probs are the raw, untempered ones)")

@@ -33,9 +33,10 @@ class TeacherConfig(Section):
     system_prompt: str | None = None
     """The teacher's own system prompt (context distillation); None: the student's."""
     question_template: str = "{question}"
-    """The teacher's user message; `{question}` and `{answer}` (the reference answer:
-    privileged information the student never sees) are filled in. Few-shot examples or
-    hints here make a context-distillation teacher."""
+    """The teacher's user message; `{question}` (the student's user message), `{raw_question}`
+    (the data row's question before `data.question_template`) and `{answer}` (the reference
+    answer: privileged information the student never sees) are filled in. Few-shot examples
+    or hints here make a context-distillation teacher."""
     template: Literal["xml", "plain"] | None = None
     """Default: data.template."""
     temperature: float = Field(1.0, gt=0.0)

@@ -102,7 +102,7 @@ class Controller:
         """Teacher log-probs of every sample, sent as many requests that the service batches."""
         requests = [
             ScoreRequest(items[s.prompt_index].question, s.text, s.completion_ids if by_token else None,
-                         s.finish_reason == "stop", items[s.prompt_index].answer)
+                         s.finish_reason == "stop", items[s.prompt_index].answer, raw_question(items[s.prompt_index]))
             for s in samples
         ]
         return self.teachers.score(requests, self.cfg.teacher.request_sequences, "teacher",
@@ -147,7 +147,7 @@ class Controller:
         """The teacher's own greedy accuracy on the held-out prompts (its prompt, its template);
         measured once, since the teacher does not change."""
         if getattr(self, "_teacher_accuracy", None) is None:
-            k, pairs = len(self.teachers), [(it.question, it.answer) for it in items]
+            k, pairs = len(self.teachers), [(it.question, it.answer, raw_question(it)) for it in items]
             shards = self.teachers.sharded("answers", pairs, max_tokens, what="teacher",
                                            timeout_s=self.cfg.run.timeout("eval"))
             texts = [shards[i % k][i // k] for i in range(len(pairs))]
@@ -290,6 +290,10 @@ def check_on_policy(samples: list[Sample], version: int, max_staleness: int = 0)
         raise RunError(f"off-policy samples: weight versions {bad} while the learner is at {version} and "
                        f"rollouts may be {allowed}; an engine did not take the last weight sync")
     return {"rollout/staleness_mean": sum(lags) / max(1, len(lags)), "rollout/staleness_max": float(max(lags, default=0))}
+
+
+def raw_question(item: PromptItem) -> str:
+    return item.metadata.get("raw_question", item.question)
 
 
 def greedy_rows(samples: list[Sample]) -> list[dict]:

@@ -83,6 +83,8 @@ class ScoreRequest:
     finished: bool = True
     answer: str = ""
     """The reference answer, for a `teacher.question_template` that shows it to the teacher."""
+    raw_question: str = ""
+    """The data row's question before `data.question_template` (the teacher's `{raw_question}`)."""
 
 
 @dataclass

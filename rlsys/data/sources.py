@@ -130,7 +130,17 @@ def without_held_out(train: list[Task], evaluation: list[Task]) -> list[Task]:
 
 
 def load_train_eval(cfg: DataConfig, seed: int) -> tuple[list[Task], list[Task]]:
-    """Training tasks and a disjoint held-out evaluation set."""
+    """Training tasks and a disjoint held-out evaluation set, each question inside
+    `data.question_template`."""
+    train, evaluation = _train_eval(cfg, seed)
+    if cfg.question_template != "{question}":
+        for t in train + evaluation:
+            t.metadata["raw_question"] = t.question  # what a teacher's template sees as {raw_question}
+            t.question = cfg.question_template.replace("{question}", t.question)
+    return train, evaluation
+
+
+def _train_eval(cfg: DataConfig, seed: int) -> tuple[list[Task], list[Task]]:
     if cfg.source == "reasoning_gym":
         # The held-out set comes first and training drops every question in it: small
         # problem spaces (one-digit sums) repeat questions across seeds.

@@ -12,7 +12,6 @@ Anything else is returned unchanged (a local folder or a hub name).
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import tempfile
@@ -80,11 +79,17 @@ def _convert_gemma3(out: Path) -> None:
     gguf = gemma.assemble(out / "gguf" / gemma.MODEL_NAME)
     _gguf_to_folder(gguf.parent, gguf.name, out)
     shutil.rmtree(gguf.parent)
-    # Its GGUF drops add_bos_token; without the BOS token the model repeats itself.
-    config_path = out / "tokenizer_config.json"
-    tok_config = json.loads(config_path.read_text())
-    tok_config["add_bos_token"] = True
-    config_path.write_text(json.dumps(tok_config, indent=2))
+    add_bos_token(out)
+
+
+def add_bos_token(folder: Path) -> None:
+    """Gemma's GGUF drops add_bos_token; without the BOS token the model repeats itself.
+    Setting it on the loaded tokenizer rewrites the post-processor that saving keeps."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.add_bos_token = True
+    tok.save_pretrained(folder)
 
 
 def resolve_model(name_or_path: str) -> str:

@@ -42,8 +42,9 @@ def workload(cfg: Config, completion_tokens: float | None = None) -> Workload:
         teacher, _ = model_shape(prepared.teacher_path)
         tok = AutoTokenizer.from_pretrained(prepared.teacher_path)
         template = cfg.teacher.question_template or "{question}"
-        teacher_prompt = statistics.fmean(len(tok(template.format(question=it.question, answer=it.answer)).input_ids)
-                                          for it in items[:64])
+        filled = [template.format(question=it.question, answer=it.answer,
+                                  raw_question=it.metadata.get("raw_question", it.question)) for it in items[:64]]
+        teacher_prompt = statistics.fmean(len(tok(text).input_ids) for text in filled)
     critic = model_shape(prepared.critic_path)[0] if algo.needs_critic and prepared.critic_path else None
     bytes_per_weight = 4 if cfg.model.dtype == "float32" else 2
     return Workload(

@@ -199,12 +199,14 @@ class TeacherScorer:
                         else HfScorer(model_path, cfg))
         self._prompt_cache: dict[tuple[str, str], list[int]] = {}
 
-    def prompt_ids(self, question: str, answer: str = "") -> list[int]:
-        key = (question, answer)
+    def prompt_ids(self, question: str, answer: str = "", raw: str = "") -> list[int]:
+        key = (question, answer, raw)
         if key not in self._prompt_cache:
-            user = self.cfg.question_template.format(question=question, answer=answer)
+            user = self.cfg.question_template.format(question=question, answer=answer, raw_question=raw or question)
             text = render_prompt(self.tokenizer, user, self.template, self.system_prompt)
-            self._prompt_cache[key] = self.tokenizer(text, add_special_tokens=False).input_ids
+            # A chat template writes its own BOS; a base model without one still needs it.
+            bos = not getattr(self.tokenizer, "chat_template", None)
+            self._prompt_cache[key] = self.tokenizer(text, add_special_tokens=bos).input_ids
         return self._prompt_cache[key]
 
     def completion_ids(self, req: ScoreRequest) -> list[int]:
@@ -215,15 +217,15 @@ class TeacherScorer:
             ids.append(self.end_id)
         return ids
 
-    def answers(self, questions: list[tuple[str, str]], max_tokens: int) -> list[str]:
-        """The teacher's own greedy answers to (question, reference answer) pairs, from the
-        prompt it scores with: its task accuracy, which distillation should move toward."""
-        return self.backend.answers([self.prompt_ids(q, a) for q, a in questions], max_tokens, self.tokenizer)
+    def answers(self, questions: list[tuple[str, str, str]], max_tokens: int) -> list[str]:
+        """The teacher's own greedy answers to (question, reference answer, raw question), from
+        the prompt it scores with: its task accuracy, which distillation should move toward."""
+        return self.backend.answers([self.prompt_ids(*q) for q in questions], max_tokens, self.tokenizer)
 
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
         sequences = []
         for req in requests:
-            prompt, completion = self.prompt_ids(req.question, req.answer), self.completion_ids(req)
+            prompt, completion = self.prompt_ids(req.question, req.answer, req.raw_question), self.completion_ids(req)
             # Keep the end of an over-long completion out rather than fail the batch; the
             # reward then covers the tokens that fit.
             room = max(0, self.max_model_len - len(prompt) - 1)
@@ -252,5 +254,5 @@ class TeacherService:
     def take_stats(self) -> dict[str, float]:
         return self.batcher.take_stats()
 
-    def answers(self, questions: list[tuple[str, str]], max_tokens: int) -> list[str]:
+    def answers(self, questions: list[tuple[str, str, str]], max_tokens: int) -> list[str]:
         return self.scorer.answers(questions, max_tokens)

@@ -49,7 +49,7 @@ def test_teacher_rewards_need_a_teacher_and_templates_are_checked():
         load_config(None, ["reward.combiner=minillm"])
     with pytest.raises(ConfigError, match="need teacher.path"):
         load_config(None, ["reward.terms=[{name: teacher_loglik}]"])
-    with pytest.raises(ConfigError, match=r"question_template may only use \{question\} and \{answer\}"):
+    with pytest.raises(ConfigError, match=r"question_template may only use \{question\}, \{raw_question\} and \{answer\}"):
         load_config(None, ["teacher.path=x", "teacher.question_template={question} {hint}"])
     cfg = load_config(REPO / "configs" / "demo_distill.yaml")
     assert "{question}" in cfg.teacher.question_template and cfg.reward.combiner == "minillm"

@@ -49,3 +49,22 @@ def test_seed_summary_mean_sd_and_change():
 def test_seed_summary_one_run_is_labelled():
     s = seed_summary({0: {"eval_before": {"accuracy": 0.3}, "eval_after": {"accuracy": 0.4}}})
     assert "(one run)" in markdown_table(s, [0], "demo")
+
+
+def test_question_template_wraps_train_and_held_out(tmp_path):
+    import json
+
+    from rlsys.config import Config, ConfigError  # noqa: F401
+    from rlsys.data.sources import load_train_eval
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"source": f"word {i}", "reference": f"orð {i}"}) + "\n" for i in range(5)))
+    cfg = Config.model_validate({"data": {"source": "datasets", "path": str(path), "question_field": "source",
+                                          "answer_field": "reference", "eval_size": 2,
+                                          "question_template": "Translate: {question}"}}).data
+    train, held = load_train_eval(cfg, 0)
+    assert [t.question for t in held] == ["Translate: word 0", "Translate: word 1"]
+    assert [t.question for t in train] == ["Translate: word 2", "Translate: word 3", "Translate: word 4"]
+    assert held[0].answer == "orð 0"
+    with pytest.raises(Exception, match="must contain"):
+        Config.model_validate({"data": {"question_template": "no slot"}})
