@@ -145,3 +145,42 @@ def test_by_token_scores_align_with_the_students_tokens_through_eos(teachers, lo
     student = [v - 0.5 for v in want]  # any per-token student log-probs of the same tokens
     rewards = truncated_token_rewards(tokens, student)
     assert rewards == pytest.approx([0.5] * len(ids), abs=2e-3)  # the EOS token has its own reward
+
+
+def test_teacher_answers_are_its_greedy_continuations(local_ray, tmp_path):
+    """`answers` (how a run measures teacher_accuracy) on both backends equals a brute-force
+    greedy loop: a full forward per step, argmax, stop at the end-of-turn token. The tiny
+    model's weights are scaled up so that its greedy text depends on the prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlsys.models.tiny import build_tiny_model
+
+    path = str(build_tiny_model(tmp_path / "sharp", seed=3))
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for name, w in model.named_parameters():
+            if "norm" not in name:
+                w.mul_(4.0)
+    model.save_pretrained(path)
+    stop = tok.convert_tokens_to_ids("<|im_end|>")
+    expected = []
+    for q in QUESTIONS:
+        text = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
+        ids, new = tok(text, add_special_tokens=False).input_ids, []
+        for _ in range(12):
+            with torch.no_grad():
+                nxt = int(model(torch.tensor([ids + new])).logits[0, -1].argmax())
+            if nxt == stop:
+                break
+            new.append(nxt)
+        expected.append(tok.decode(new, skip_special_tokens=True))
+    assert len(set(expected)) > 1  # the prompts lead somewhere different
+    vllm, hf = _service(local_ray, path, "vllm"), _service(local_ray, path, "hf")
+    questions = [(q, "", q) for q in QUESTIONS]
+    got_vllm, got_hf = local_ray.get([vllm.answers.remote(questions, 12), hf.answers.remote(questions, 12)])
+    local_ray.kill(vllm)
+    local_ray.kill(hf)
+    assert got_hf == expected
+    assert got_vllm == expected
