@@ -17,6 +17,7 @@ from rlsys.config import Config, dump_config
 from rlsys.distributed.calls import RunError, wait_all
 from rlsys.distributed.groups import ActorGroup, CriticGroup, TeacherPool
 from rlsys.transport.weight_sync import choose_backend
+from rlsys.data.samplers import request_seed
 from rlsys.eval.metrics import distill_metrics, task_metrics
 from rlsys.loops import preference, sync_rl
 from rlsys.preparation import Prepared, check_same_vocabulary, prepare, prepare_run_dir
@@ -25,6 +26,8 @@ from rlsys.types import PromptItem, Sample, ScoreRequest
 
 __all__ = ["Controller", "RunError", "check_same_vocabulary", "prepare", "train", "wait_all"]
 
+
+EVAL_DRAWS = -1  # the "iteration" of the held-out samples' seeds: never a training iteration
 
 class Controller:
     def __init__(self, cfg: Config) -> None:
@@ -132,8 +135,11 @@ class Controller:
             [len(s.completion_ids) for s in samples], template_format_style(self.cfg.data.template),
         )
         if self.teachers:
-            # The reverse KL is an expectation under the student: sample at temperature 1.
-            sampled = self.generate(items, [1.0], max_tokens, "eval")
+            # The reverse KL is an expectation under the student: sample at temperature 1, seeded
+            # per prompt (the same draws at every evaluation, and the same engine state after
+            # them in two runs of one seed).
+            seeds = [request_seed(self.cfg.run.seed, EVAL_DRAWS, i) for i in range(len(items))]
+            sampled = self.generate(items, [1.0], max_tokens, "eval", seeds)
             teacher = self.teacher_scores(items, sampled, by_token=self.data.teacher_same_vocab)
             metrics.update(distill_metrics(teacher, [s.sampling_logprobs for s in sampled]))
             metrics.update(self.teacher_accuracy(items, max_tokens))

@@ -81,3 +81,29 @@ def test_cross_tokenizer_teacher_scores_by_text(tmp_path):
         assert row["reward"] == pytest.approx(sum(picked) / len(picked), abs=2e-4)
         checked += 1
     assert checked >= 4
+
+
+def test_same_seed_gives_the_same_numbers(tmp_path):
+    """Two runs of one seed (teacher, held-out samples at T=1, per-token rewards, L_PT): every
+    logged number that is not a time or a rate is the same, and so are the sampled texts."""
+    import json
+
+    def run(name):
+        run_dir = tmp_path / name
+        out = rlsys("train", "configs/grpo_minillm_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false")
+        assert out.returncode == 0, out.stderr[-3000:]
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        texts = [json.loads(line)["completion"] for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return rows, texts, summary
+
+    def numbers(row):
+        timed = ("time/", "perf/", "teacher/", "sync/seconds", "sync/mb_per_s")
+        return {k: v for k, v in row.items() if not k.startswith(timed) and not k.endswith(("_per_s", "seconds"))}
+
+    (rows_a, texts_a, sum_a), (rows_b, texts_b, sum_b) = run("a"), run("b")
+    differ = [(a["iteration"], k, v, numbers(b).get(k)) for a, b in zip(rows_a, rows_b)
+              for k, v in numbers(a).items() if numbers(b).get(k) != v]
+    assert not differ and len(rows_a) == len(rows_b), differ[:8]
+    assert texts_a == texts_b and len(texts_a) > 0
+    assert sum_a["eval_before"] == sum_b["eval_before"] and sum_a["eval_after"] == sum_b["eval_after"]
