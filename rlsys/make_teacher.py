@@ -57,7 +57,7 @@ def make_teacher(cfg: Config, out: str, steps: int, lr: float, batch_size: int) 
 
     from rlsys.data.solutions import worked_solution
     from rlsys.data.sources import load_train_eval
-    from rlsys.data.templates import render_prompt
+    from rlsys.data.templates import prompt_token_ids, render_prompt
     from rlsys.eval.metrics import task_metrics
     from rlsys.models.catalog import resolve_model
     from rlsys.models.dtypes import resolve_dtype
@@ -79,7 +79,7 @@ def make_teacher(cfg: Config, out: str, steps: int, lr: float, batch_size: int) 
 
     def prompt_ids(question: str) -> list[int]:
         text = render_prompt(tok, question, cfg.data.template, cfg.data.system_prompt)
-        return tok(text, add_special_tokens=False).input_ids
+        return prompt_token_ids(tok, text)
 
     pairs = [(prompt_ids(t.question), tok(s, add_special_tokens=False).input_ids + [end])
              for t, s in zip(train, solutions)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rlsys.config import Config
 from rlsys.data.sources import DataError, load_train_eval
-from rlsys.data.templates import render_prompt
+from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.distributed.calls import RunError
 from rlsys.models.catalog import resolve_model
 from rlsys.rewards.registry import RewardSet
@@ -86,7 +86,7 @@ def prepare(cfg: Config, with_pairs: bool = True) -> Prepared:
         out = []
         for t in tasks:
             text = render_prompt(tok, t.question, cfg.data.template, cfg.data.system_prompt)
-            ids = tok(text, add_special_tokens=False).input_ids
+            ids = prompt_token_ids(tok, text)
             out.append(PromptItem(text, ids, t.question, t.answer, t.metadata))
         return out
 

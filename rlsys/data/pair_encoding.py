@@ -4,7 +4,7 @@ workers render prompts), each answer as the model would emit it, ending with EOS
 from __future__ import annotations
 
 from rlsys.data.preferences import PreferencePair
-from rlsys.data.templates import render_messages
+from rlsys.data.templates import prompt_token_ids, render_messages
 from rlsys.types import PairItem
 
 
@@ -21,7 +21,7 @@ class PairEncoder:
         return messages
 
     def prompt_ids(self, pair: PreferencePair) -> list[int]:
-        return self.tok(render_messages(self.tok, self.messages(pair)), add_special_tokens=False).input_ids
+        return prompt_token_ids(self.tok, render_messages(self.tok, self.messages(pair)))
 
     def answer_ids(self, text: str) -> list[int]:
         ids = self.tok(text, add_special_tokens=False).input_ids

@@ -28,3 +28,10 @@ def render_messages(tokenizer, messages: list[dict]) -> str:
 
 def render_prompt(tokenizer, question: str, template: str, system_prompt: str | None = None) -> str:
     return render_messages(tokenizer, prompt_messages(question, template, system_prompt))
+
+
+def prompt_token_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of a rendered prompt. A chat template writes its own special tokens; without
+    one the tokenizer adds its BOS, which a base model such as Gemma needs (it repeats itself
+    without it)."""
+    return tokenizer(text, add_special_tokens=not getattr(tokenizer, "chat_template", None)).input_ids

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from rlsys.data.samplers import request_seed
 from rlsys.data.sources import DataError
-from rlsys.data.templates import render_messages
+from rlsys.data.templates import prompt_token_ids, render_messages
 from rlsys.eval.scorers import assemble, window_jobs
 from rlsys.eval.tasks import Scored
 from rlsys.types import PromptItem, Sample
@@ -23,7 +23,7 @@ def prompt_items(task, tokenizer, max_model_len: int) -> list[PromptItem]:
     items = []
     for ex in task.examples:
         text = render_messages(tokenizer, ex.messages)
-        ids = tokenizer(text, add_special_tokens=False).input_ids
+        ids = prompt_token_ids(tokenizer, text)
         if len(ids) + task.max_new_tokens > max_model_len:
             raise DataError(f"{ex.where}: the prompt is {len(ids)} tokens; with max_new_tokens {task.max_new_tokens} "
                             f"it exceeds the engine's max_model_len {max_model_len}: raise --max-model-len or "

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from rlsys.config import TeacherConfig
-from rlsys.data.templates import render_prompt
+from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.models.dtypes import torch_dtype
 from rlsys.types import ScoreRequest
 
@@ -204,9 +204,7 @@ class TeacherScorer:
         if key not in self._prompt_cache:
             user = self.cfg.question_template.format(question=question, answer=answer, raw_question=raw or question)
             text = render_prompt(self.tokenizer, user, self.template, self.system_prompt)
-            # A chat template writes its own BOS; a base model without one still needs it.
-            bos = not getattr(self.tokenizer, "chat_template", None)
-            self._prompt_cache[key] = self.tokenizer(text, add_special_tokens=bos).input_ids
+            self._prompt_cache[key] = prompt_token_ids(self.tokenizer, text)
         return self._prompt_cache[key]
 
     def completion_ids(self, req: ScoreRequest) -> list[int]:

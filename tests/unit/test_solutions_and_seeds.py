@@ -68,3 +68,23 @@ def test_question_template_wraps_train_and_held_out(tmp_path):
     assert held[0].answer == "orð 0"
     with pytest.raises(Exception, match="must contain"):
         Config.model_validate({"data": {"question_template": "no slot"}})
+
+
+def test_prompt_ids_get_a_bos_only_without_a_chat_template():
+    from transformers import AutoTokenizer
+
+    from rlsys.data.templates import prompt_token_ids, render_prompt
+    from rlsys.models.catalog import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("tiny-random"))
+    text = render_prompt(tok, "What is 2 + 3?", "plain", "")
+    assert text.startswith("<|im_start|>user")  # the chat template wrote the turn markers
+    ids = prompt_token_ids(tok, text)
+    assert tok.decode(ids) == text  # nothing added in front of what the template wrote
+    tok.chat_template = None
+    tok.bos_token = "<|im_start|>"
+    tok.add_bos_token = True
+    plain = render_prompt(tok, "What is 2 + 3?", "plain", "")
+    assert plain == "What is 2 + 3?\n"
+    ids = prompt_token_ids(tok, plain)
+    assert ids[0] == tok.convert_tokens_to_ids("<|im_start|>") and tok.decode(ids[1:]) == plain
