@@ -71,7 +71,6 @@ def make_teacher(cfg: Config, out: str, steps: int, lr: float, batch_size: int) 
     base = resolve_model(cfg.model.path)
     tok = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(cfg.run.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     # fp32 master weights; bf16 autocast where the CPU has fast bf16 (as `model.dtype: auto`).
     bf16 = not torch.cuda.is_available() and resolve_dtype(cfg.model.dtype, False, "model.dtype") == "bfloat16"
@@ -86,7 +85,7 @@ def make_teacher(cfg: Config, out: str, steps: int, lr: float, batch_size: int) 
     eval_prompts = [prompt_ids(t.question) for t in held_out]
     max_tokens = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
 
-    def accuracy() -> dict[str, float]:
+    def accuracy() -> tuple[dict[str, float], list[str]]:
         model.eval()
         texts = greedy_answers(model, tok, eval_prompts, max_tokens)
         model.train()
