@@ -36,6 +36,7 @@ class Controller:
         self.algorithm = build_algorithm(cfg)
         self.teachers: TeacherPool | None = None
         self.critics: CriticGroup | None = None
+        self._teacher_accuracy: dict[str, float] | None = None  # measured at the first evaluation
 
     # ----- set-up ---------------------------------------------------------------------
     def start(self, prepared: Prepared) -> None:
@@ -152,7 +153,7 @@ class Controller:
     def teacher_accuracy(self, items: list[PromptItem], max_tokens: int) -> dict[str, float]:
         """The teacher's own greedy accuracy on the held-out prompts (its prompt, its template);
         measured once, since the teacher does not change."""
-        if getattr(self, "_teacher_accuracy", None) is None:
+        if self._teacher_accuracy is None:
             k, pairs = len(self.teachers), [(it.question, it.answer, raw_question(it)) for it in items]
             shards = self.teachers.sharded("answers", pairs, max_tokens, what="teacher",
                                            timeout_s=self.cfg.run.timeout("eval"))

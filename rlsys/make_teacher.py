@@ -61,7 +61,7 @@ def make_teacher(cfg: Config, out: str, steps: int, lr: float, batch_size: int) 
     from rlsys.eval.metrics import task_metrics
     from rlsys.models.catalog import resolve_model
     from rlsys.models.dtypes import resolve_dtype
-    from rlsys.models.greedy import greedy_answers, stop_token_ids
+    from rlsys.models.greedy import greedy_answers
 
     target = Path(out)
     if target.exists():
@@ -74,7 +74,7 @@ def make_teacher(cfg: Config, out: str, steps: int, lr: float, batch_size: int) 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     # fp32 master weights; bf16 autocast where the CPU has fast bf16 (as `model.dtype: auto`).
     bf16 = not torch.cuda.is_available() and resolve_dtype(cfg.model.dtype, False, "model.dtype") == "bfloat16"
-    end = stop_token_ids(tok)[-1] if tok.chat_template else tok.eos_token_id
+    end = tok.eos_token_id  # the token a teacher scorer appends to a finished completion
 
     def prompt_ids(question: str) -> list[int]:
         text = render_prompt(tok, question, cfg.data.template, cfg.data.system_prompt)
