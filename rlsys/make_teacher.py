@@ -75,6 +75,9 @@ def make_teacher(cfg: Config, out: str, steps: int, lr: float, batch_size: int) 
     # fp32 master weights; bf16 autocast where the CPU has fast bf16 (as `model.dtype: auto`).
     bf16 = not torch.cuda.is_available() and resolve_dtype(cfg.model.dtype, False, "model.dtype") == "bfloat16"
     end = tok.eos_token_id  # the token a teacher scorer appends to a finished completion
+    if end is None:
+        raise ValueError(f"{cfg.model.path}: its tokenizer has no EOS token, so a worked solution has no "
+                         f"end to learn; make-teacher needs a model whose tokenizer sets eos_token")
 
     def prompt_ids(question: str) -> list[int]:
         text = render_prompt(tok, question, cfg.data.template, cfg.data.system_prompt)

@@ -1,8 +1,10 @@
 """`rlsys make-teacher` through the CLI on the tiny model: a loadable model folder whose
 training loss fell, the worked solutions it trained on checked against the tasks' answers,
-and the refusals (an existing folder, a task without worked solutions) that write nothing."""
+and the refusals (an existing folder, a task without worked solutions, a tokenizer without an
+EOS token) that write nothing."""
 
 import json
+import shutil
 
 import pytest
 
@@ -35,3 +37,13 @@ def test_make_teacher_writes_a_teacher_that_learned(tmp_path):
                 "--out", str(refused), "--steps", "2")
     assert bad.returncode == 1 and "no worked solution" in bad.stderr
     assert not refused.exists() and not (tmp_path / ".refused.partial").exists()
+
+    no_eos = tmp_path / "no_eos"  # the teacher just written, its tokenizer stripped of its EOS token
+    shutil.copytree(out, no_eos)
+    tok_cfg = json.loads((no_eos / "tokenizer_config.json").read_text())
+    tok_cfg["eos_token"] = None
+    (no_eos / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+    refused = tmp_path / "refused_no_eos"
+    bad = rlsys("make-teacher", *args[:2], f"model.path={no_eos}", "--out", str(refused), "--steps", "2")
+    assert bad.returncode == 1 and "no EOS token" in bad.stderr, bad.stderr[-2000:]
+    assert not refused.exists() and not (tmp_path / ".refused_no_eos.partial").exists()
