@@ -27,7 +27,8 @@ def row(path: Path) -> str:
     if kl.get("before") and kl.get("after"):
         drop = f" ({100 * (kl['after']['mean'] / kl['before']['mean'] - 1):+.0f}%)"
     teacher = cell(s.get("teacher_accuracy", {}).get("after"), 1, 100)
-    return (f"| {path.parent.name} | {len(data['seeds'])} | {pair('accuracy', 1, 100)} | {teacher} | "
+    accuracy = "accuracy" if "accuracy" in s else "task/accuracy"  # DPO's task eval is task/*
+    return (f"| {path.parent.name} | {len(data['seeds'])} | {pair(accuracy, 1, 100)} | {teacher} | "
             f"{pair('reverse_kl', 2)}{drop} | {pair('teacher_logprob_per_token', 2)} | "
             f"{cell(s.get('wall_seconds', {}).get('after'), 0)} |")
 
