@@ -16,6 +16,12 @@ class RunConfig(Section):
     dir: str = "runs/latest"
     seed: int = 0
     iterations: int = Field(10, ge=0)
+    schedule_iterations: int | None = Field(None, ge=1)
+    """The iterations the learning-rate schedule spans (warmup, then cosine decay to
+    `learner.min_lr_ratio`). Default: `run.iterations` when the run starts; a resumed run keeps
+    the length its checkpoint was trained with, so raising `run.iterations` to extend a run
+    continues the saved schedule (at its floor once it has ended). Set it to stretch the
+    schedule over the longer run instead (the learning rate then moves from where it was)."""
     eval_every: int = Field(0, ge=0, description="evaluate every N iterations (0: only before and after)")
     overwrite: bool = False
     phase_timeout_s: float = Field(1800.0, gt=0.0)

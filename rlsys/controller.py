@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from rlsys.algorithms.registry import build_algorithm, old_policy_source
-from rlsys.checkpoints import resume_point, whole_checkpoints
+from rlsys.checkpoints import read_state, resume_point, set_aside_newer, whole_checkpoints
 from rlsys.config import Config, dump_config
 from rlsys.distributed.calls import RunError, wait_all
 from rlsys.distributed.groups import ActorGroup, CriticGroup, TeacherPool
@@ -37,6 +37,8 @@ class Controller:
         self.teachers: TeacherPool | None = None
         self.critics: CriticGroup | None = None
         self._teacher_accuracy: dict[str, float] | None = None  # measured at the first evaluation
+        self.resume_from: Path | None = None
+        self.schedule: dict[str, int] = {}
 
     # ----- set-up ---------------------------------------------------------------------
     def start(self, prepared: Prepared) -> None:
@@ -54,26 +56,28 @@ class Controller:
         self.rollout = rollout_pool(self.cfg, prepared.model_path)
         self.reward = ActorGroup([start_reward_worker(self.cfg)], ["reward"])
 
-    def optimizer_steps(self, prepared: Prepared) -> int:
-        """Optimiser steps of the whole run (the learning-rate schedule's length)."""
-        cfg = self.cfg
-        if cfg.algorithm.type == "dpo":
-            pairs = cfg.rollout.prompts_per_iteration * cfg.run.iterations if cfg.algorithm.online else len(prepared.pairs.train)
-            return cfg.algorithm.epochs * max(1, pairs // cfg.learner.mini_batch_size)
-        steps_per_iter = cfg.learner.epochs * (cfg.batch_size // cfg.learner.mini_batch_size)
-        policy_iterations = cfg.run.iterations - (cfg.critic.warmup_iterations if self.algorithm.needs_critic else 0)
-        return steps_per_iter * max(1, policy_iterations)
+    def schedule_steps(self, prepared: Prepared) -> dict[str, int]:
+        """Optimiser steps the learning-rate schedules span (learner, critic): what the
+        checkpoint a run resumes from saved, unless `run.schedule_iterations` is set."""
+        saved = read_state(self.resume_from).get("schedule_steps") if self.resume_from else None
+        steps = schedule_steps(self.cfg, len(prepared.pairs.train) if prepared.pairs else 0,
+                               self.algorithm.needs_critic)
+        if saved and self.cfg.run.schedule_iterations is None:
+            if saved != steps:
+                print(f"rlsys: the learning-rate schedule keeps the length it was saved with ({saved} optimiser "
+                      f"steps, not {steps}); set run.schedule_iterations to stretch it over the run", flush=True)
+            return saved
+        return steps
 
     def start_training(self, prepared: Prepared) -> None:
         """Learner ranks, critic, teachers, and the weight-sync group with the engines."""
         from rlsys.distributed.actors import critic_group, learner_group, teacher_pool
 
         cfg, bound = self.cfg, self.cfg.run.timeout("start")
-        self.learners = learner_group(cfg, prepared.model_path, self.optimizer_steps(prepared))
+        self.schedule = self.schedule_steps(prepared)
+        self.learners = learner_group(cfg, prepared.model_path, self.schedule["learner"])
         if self.algorithm.needs_critic:
-            critic = cfg.critic_learner()
-            critic_steps = critic.epochs * (cfg.batch_size // critic.mini_batch_size) * cfg.run.iterations
-            self.critics = critic_group(cfg, prepared.critic_path or prepared.model_path, critic_steps)
+            self.critics = critic_group(cfg, prepared.critic_path or prepared.model_path, self.schedule["critic"])
             self.critics.call("ping", what="starting the critic", timeout_s=bound)
         if prepared.teacher_path:
             self.teachers = teacher_pool(cfg, prepared.teacher_path)
@@ -287,6 +291,21 @@ class Controller:
             ray.kill(self.control)
 
 
+def schedule_steps(cfg: Config, offline_pairs: int, needs_critic: bool) -> dict[str, int]:
+    """Optimiser steps over `run.schedule_iterations` (default `run.iterations`) iterations."""
+    iterations = cfg.run.schedule_iterations or cfg.run.iterations
+    if cfg.algorithm.type == "dpo":
+        pairs = cfg.rollout.prompts_per_iteration * iterations if cfg.algorithm.online else offline_pairs
+        return {"learner": cfg.algorithm.epochs * max(1, pairs // cfg.learner.mini_batch_size)}
+    steps_per_iter = cfg.learner.epochs * (cfg.batch_size // cfg.learner.mini_batch_size)
+    policy_iterations = iterations - (cfg.critic.warmup_iterations if needs_critic else 0)
+    out = {"learner": steps_per_iter * max(1, policy_iterations)}
+    if needs_critic:
+        critic = cfg.critic_learner()
+        out["critic"] = critic.epochs * (cfg.batch_size // critic.mini_batch_size) * iterations
+    return out
+
+
 def check_on_policy(samples: list[Sample], version: int, max_staleness: int = 0) -> dict[str, float]:
     """Train only on samples of the current weights or, with asynchronous rollouts, at most
     `max_staleness` versions behind them: refuse any other. The staleness seen, as metrics."""
@@ -333,6 +352,8 @@ def train(cfg: Config) -> dict:
     resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
     run_dir = prepare_run_dir(cfg, keep=resume_from is not None and Path(cfg.run.dir).resolve()
                               in resume_from.resolve().parents)
+    if resume_from is not None:
+        set_aside_newer(run_dir, resume_from)  # checkpoints after it belong to an abandoned timeline
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     controller = Controller(cfg)
     controller.resume_from = resume_from

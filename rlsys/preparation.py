@@ -75,6 +75,8 @@ def prepare(cfg: Config, with_pairs: bool = True) -> Prepared:
             load_lexicon(term.kwargs.get("wordlist", FAROESE_WORDLIST))
     train_tasks, eval_tasks = load_train_eval(cfg.data, cfg.run.seed)
     tok = AutoTokenizer.from_pretrained(model_path)
+    if critic_path is not None and critic_path != model_path:
+        check_critic_vocabulary(tok, AutoTokenizer.from_pretrained(critic_path), model_path, critic_path)
     same_vocab = False
     if teacher_path:
         teacher_tok = AutoTokenizer.from_pretrained(teacher_path)
@@ -167,6 +169,17 @@ def check_prompt_lengths(cfg: Config, items: list[PromptItem], which: str) -> No
             f"{len(long)} {which} prompt(s) are longer than model.max_model_len - max new tokens = "
             f"{cfg.model.max_model_len} - {new_tokens} = {room} tokens: {shown}{more}. Raise model.max_model_len, "
             f"lower rollout.max_new_tokens, or drop these rows.")
+
+
+def check_critic_vocabulary(policy_tok, critic_tok, policy_path: str, critic_path: str) -> None:
+    """The critic reads the policy's token ids: the same id must be the same token to both."""
+    if policy_tok.get_vocab() != critic_tok.get_vocab():
+        raise RunError(
+            f"critic.path: the critic's vocabulary ({critic_path}: {len(critic_tok)} tokens) differs from the "
+            f"policy's ({policy_path}: {len(policy_tok)} tokens), and the critic values the policy's token ids "
+            "as they are. Start the critic from a model with the policy's tokenizer (or leave critic.path unset "
+            "to start it from the policy)."
+        )
 
 
 def check_same_vocabulary(student_tok, teacher_tok, student_path: str, teacher_path: str) -> None:

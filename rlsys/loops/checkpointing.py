@@ -5,13 +5,13 @@ far, the tracker ids, and each rank's optimiser digest."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from rlsys.checkpoints import CheckpointStore, read_state, whole_checkpoints
 from rlsys.config import dump_config
 from rlsys.data.samplers import PromptSampler
+from rlsys.observability.jsonl_logs import keep_log_lines
 
 # Per-iteration logs of the run folder: a resumed run cuts them back to its checkpoint.
 ITERATION_LOGS = ("metrics.jsonl", "samples.jsonl", "data_order.jsonl", "eval_samples.jsonl")
@@ -19,13 +19,8 @@ ITERATION_LOGS = ("metrics.jsonl", "samples.jsonl", "data_order.jsonl", "eval_sa
 
 def truncate_log(path: Path, last_iteration: int) -> None:
     """Keep the rows of iterations up to `last_iteration` (those after it are redone)."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("iteration", 0) <= last_iteration]
-    tmp = path.with_suffix(path.suffix + ".partial")
-    tmp.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-    tmp.rename(path)
+    if path.exists():
+        keep_log_lines(path, lambda row: row.get("iteration", 0) <= last_iteration)
 
 
 class RunCheckpoints:
@@ -68,6 +63,7 @@ class RunCheckpoints:
             "eval": evaluation, "eval_before": eval_before, "restarts": restarts, "trackers": tracker_ids,
             "digests": ctl.save_checkpoint(tmp),
             "resumed_from": str(self.resumed_from) if self.resumed_from else None,
+            "schedule_steps": ctl.schedule,
         }
         path = self.store.commit(tmp, state, dump_config(ctl.cfg))
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rlsys.observability.jsonl_logs import read_log_rows
+
 PHASES = ("time/generation", "time/teacher", "time/reward", "time/logprobs", "time/critic_values", "time/train",
           "time/sync")
 PANELS = (  # (title, metric keys, y label)
@@ -25,7 +27,7 @@ def read_metrics(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{run} has no metrics.jsonl: give a run folder (runs/<name>)")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_log_rows(path)
     # A resumed run may have re-logged iterations: the last line of an iteration wins.
     return list({r.get("iteration", i): r for i, r in enumerate(rows)}.values())
 

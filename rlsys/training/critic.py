@@ -14,6 +14,7 @@ import torch
 
 from rlsys.algorithms.value import clipped_value_loss
 from rlsys.models.logprobs import PackedBatch
+from rlsys.models.no_dropout import load_without_dropout
 from rlsys.algorithms.padding import pad_rows
 from rlsys.training.engine import TrainingEngine, micro_batches
 from rlsys.training.policy import pack, sequence_lengths
@@ -29,7 +30,7 @@ def load_value_model(path: str) -> torch.nn.Module:
     saved_critic = any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
     config.num_labels = 1
     config.classifier_dropout = 0.0  # HF's default 0.1 would make values noisy while training
-    model = AutoModelForTokenClassification.from_pretrained(path, config=config, dtype=torch.float32)
+    model = load_without_dropout(AutoModelForTokenClassification, path, config=config, dtype=torch.float32)
     head = value_head(model)
     if not saved_critic:
         with torch.no_grad():

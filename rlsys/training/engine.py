@@ -17,6 +17,7 @@ import torch
 from rlsys.config import LearnerConfig
 from rlsys.models.dtypes import torch_dtype
 from rlsys.models.lora import is_lora
+from rlsys.models.no_dropout import load_without_dropout
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -199,5 +200,5 @@ def frozen_reference(model_path: str, dtype: str, device: torch.device) -> torch
     """The reference policy: a frozen copy of the initial weights in the compute dtype."""
     from transformers import AutoModelForCausalLM
 
-    reference = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(dtype)).to(device)
+    reference = load_without_dropout(AutoModelForCausalLM, model_path, dtype=torch_dtype(dtype)).to(device)
     return reference.eval().requires_grad_(False)

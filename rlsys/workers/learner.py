@@ -19,6 +19,7 @@ from rlsys.config import LearnerConfig, LoraSettings, LPTConfig
 from rlsys.models.dtypes import torch_dtype
 from rlsys.models.logprobs import check_logit_path
 from rlsys.models.lora import adapter_config, adapter_parameters, apply_lora
+from rlsys.models.no_dropout import load_without_dropout
 from rlsys.training.engine import TrainingEngine, frozen_reference, init_process
 from rlsys.training.policy import PolicyStep, logprob_mismatch, score_logprobs
 from rlsys.training.preference import PreferenceStep
@@ -56,7 +57,7 @@ class Learner:
         self.device = init_process(rank, world_size, master_addr, master_port, cuda, learner.torch_threads, seed)
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model = load_without_dropout(AutoModelForCausalLM, model_path, dtype=torch.float32)
         check_logit_path(model.eval(), model_path)
         self.lora = lora
         if lora is not None:
