@@ -81,6 +81,12 @@ class RolloutConfig(Section):
     temperature_range: tuple[float, float] | None = None
     """Spread temperatures linearly across each group, e.g. [0.7, 1.3]."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: keep the most likely tokens up to this mass (1: all). The learner
+    applies the same filter (vLLM's order and ties) to its log-probs, so ratios, TIS weights
+    and the mismatch metrics compare like with like."""
+    top_k: int = Field(0, ge=0)
+    """Keep only the k most likely tokens when sampling (0: all); applied before `top_p`, by
+    vLLM and by the learner alike."""
     kv_cache_gib: float = Field(1.0, gt=0.0)
     enforce_eager: bool = True
     num_cpus: float = Field(0.5, ge=0.0)

@@ -92,7 +92,7 @@ class Controller:
     def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int,
                  phase: str = "generation", seeds: list[int] | None = None) -> list[Sample]:
         return self.rollout.generate(items, temperatures, max_tokens, self.cfg.rollout.top_p, phase,
-                                     self.cfg.run.timeout(phase), seeds)
+                                     self.cfg.run.timeout(phase), seeds, self.cfg.rollout.top_k)
 
     def old_and_reference(self, samples: list[Sample], timer):
         """The ratio's denominator and the reference's log-probs, as far as a pass is needed:

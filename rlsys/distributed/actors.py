@@ -10,6 +10,7 @@ from rlsys.algorithms.registry import build_algorithm, old_policy, policy_loss_k
 from rlsys.config import Config, LearnerConfig
 from rlsys.distributed.calls import RunError, wait_all
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
+from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.distributed.rollout_pool import RolloutPool
 from rlsys.transport.ports import free_port
 from rlsys.workers.critic import Critic
@@ -78,7 +79,7 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int, wit
                   (model_path, cfg.learner, algorithm.loss, policy_loss_kwargs(cfg), algorithm.needs_reference,
                    cfg.model.dtype),
                   (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens, cfg.model.lora,
-                   old_policy(cfg)),
+                   old_policy(cfg), SamplingFilter(cfg.rollout.top_k, cfg.rollout.top_p)),
                   cfg.run.timeout("start"))
     return (handles, placement) if with_placement else handles
 

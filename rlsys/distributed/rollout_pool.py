@@ -130,7 +130,8 @@ class RolloutPool(ActorGroup):
 
     # ----- work ---------------------------------------------------------------------
     def generate(self, items: list[PromptItem], temperatures: list[float], max_tokens: int, top_p: float,
-                 what: str, timeout_s: float | None, seeds: list[int] | None = None) -> list[Sample]:
+                 what: str, timeout_s: float | None, seeds: list[int] | None = None,
+                 top_k: int = 0) -> list[Sample]:
         """Contiguous chunks of `items`, one per worker; a chunk whose worker died is re-run by
         its replacement (with the same per-request seeds), so no prompt is lost or doubled."""
         n = len(self)
@@ -140,7 +141,7 @@ class RolloutPool(ActorGroup):
             todo = [i for i in range(n) if i not in done]
             refs = [self.handles[i].generate.remote(
                 [it.prompt_ids for it in items[a:b]], temperatures, max_tokens, top_p, a,
-                seeds=seeds[a:b] if seeds is not None else None) for i, (a, b) in ((i, chunks[i]) for i in todo)]
+                seeds=seeds[a:b] if seeds is not None else None, top_k=top_k) for i, (a, b) in ((i, chunks[i]) for i in todo)]
             results = outcomes(refs, [self.names[i] for i in todo], what, timeout_s)
             died = [i for i, r in zip(todo, results) if isinstance(r, Died)]
             done.update({i: r for i, r in zip(todo, results) if not isinstance(r, Died)})

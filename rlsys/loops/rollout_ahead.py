@@ -75,7 +75,11 @@ class AheadBatches:
                 break
             except queue.Empty:
                 if self._thread is None or not self._thread.is_alive():
-                    raise RunError(f"the rollout producer stopped before batch {it}") from None
+                    try:  # it may have put its last batch (or its error) just before it ended
+                        got = self._ready.get_nowait()
+                        break
+                    except queue.Empty:
+                        raise RunError(f"the rollout producer stopped before batch {it}") from None
         if isinstance(got, BaseException):
             raise got
         if got.iteration != it:

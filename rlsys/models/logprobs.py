@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rlsys.models.sampling_filter import SamplingFilter, kept_tokens
+
 
 @dataclass
 class PackedBatch:
@@ -83,8 +85,10 @@ def completion_logprobs(
     chunk_tokens: int = 1024,
     with_entropy: bool = False,
     temperature: float | torch.Tensor = 1.0,
+    keep: SamplingFilter | None = None,
 ) -> TokenLogprobs:
-    """Log-probs of the completion tokens of `batch` under softmax(logits / temperature).
+    """Log-probs of the completion tokens of `batch` under softmax(logits / temperature),
+    restricted to the tokens `keep` (vLLM's top-k / top-p) leaves, when given.
 
     `temperature` is one value or one per row ([B]): the temperature each completion was
     sampled at, so the learner measures the distribution vLLM sampled from (as TRL, veRL
@@ -103,18 +107,24 @@ def completion_logprobs(
     rows = torch.arange(input_ids.shape[0], device=device)[:, None].expand_as(target_pos)
     states = hidden[rows[mask], target_pos[mask] - 1]  # [N, H]
     targets = input_ids[rows[mask], target_pos[mask]]  # [N]
-    return token_logprobs(model, states, targets, mask, rows[mask], chunk_tokens, with_entropy, temperature)
+    return token_logprobs(model, states, targets, mask, rows[mask], chunk_tokens, with_entropy, temperature, keep)
 
 
 def token_logprobs(model: torch.nn.Module, states: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
                    row_of: torch.Tensor, chunk_tokens: int, with_entropy: bool,
-                   temperature: float | torch.Tensor) -> TokenLogprobs:
+                   temperature: float | torch.Tensor, keep: SamplingFilter | None = None) -> TokenLogprobs:
     """log softmax(logits / temperature)[target] of the hidden `states` ([N, H]) that predict
     `targets` ([N]), scattered into `mask`'s [B, Tc] layout; `row_of` ([N]) is each state's
-    row, for per-row temperatures. The output projection runs in chunks of `chunk_tokens`."""
+    row, for per-row temperatures. The output projection runs in chunks of `chunk_tokens`.
+
+    With an active `keep` the softmax runs over the kept tokens only. A target outside them
+    (the policy moved since it was sampled, or rounding at the edge of the nucleus) gets its
+    logit minus the kept tokens' log-normaliser: the log-prob it would have if kept, finite,
+    so that no ratio, KL or loss term meets -inf."""
     device = states.device
     temps = torch.as_tensor(temperature, dtype=torch.float32, device=device)
     scaled = bool((temps != 1.0).any())
+    filtering = keep is not None and keep.active
     if temps.ndim == 1:
         temps = temps[row_of]  # one per selected token
     flat_lp, flat_ent = [], []
@@ -123,12 +133,13 @@ def token_logprobs(model: torch.nn.Module, states: torch.Tensor, targets: torch.
         if scaled:
             t = temps if temps.ndim == 0 else temps[start : start + chunk_tokens, None]
             logits = logits / t
-        lse = torch.logsumexp(logits, dim=-1)
+        support = logits.masked_fill(~kept_tokens(logits, keep), float("-inf")) if filtering else logits
+        lse = torch.logsumexp(support, dim=-1)
         tgt = targets[start : start + chunk_tokens]
         flat_lp.append(logits.gather(-1, tgt[:, None]).squeeze(-1) - lse)
         if with_entropy:
             with torch.no_grad():
-                probs = torch.softmax(logits, dim=-1)
+                probs = torch.softmax(support, dim=-1)
                 flat_ent.append(lse - (probs * logits).sum(-1))
     logprobs = torch.zeros(mask.shape, dtype=torch.float32, device=device)
     if flat_lp:

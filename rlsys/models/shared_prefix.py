@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from rlsys.models.logprobs import TokenLogprobs, token_logprobs
+from rlsys.models.sampling_filter import SamplingFilter
 
 
 @dataclass
@@ -80,7 +81,8 @@ def packs_with_a_tree_mask(model: torch.nn.Module) -> bool:
 
 
 def shared_prefix_logprobs(model: torch.nn.Module, batch: SharedPrefixBatch, chunk_tokens: int = 1024,
-                           with_entropy: bool = False, temperature: float | torch.Tensor = 1.0) -> TokenLogprobs:
+                           with_entropy: bool = False, temperature: float | torch.Tensor = 1.0,
+                           keep: SamplingFilter | None = None) -> TokenLogprobs:
     """Log-probs of every completion token, as `completion_logprobs` gives them for the
     unshared sequences, with each distinct prompt run through the decoder once."""
     device = next(model.parameters()).device
@@ -90,7 +92,7 @@ def shared_prefix_logprobs(model: torch.nn.Module, batch: SharedPrefixBatch, chu
     c_ids = batch.completion_ids.to(device)
     rows = torch.arange(c_ids.shape[0], device=device)[:, None].expand_as(mask)
     return token_logprobs(model, predictors, c_ids[mask], mask, rows[mask], chunk_tokens, with_entropy,
-                          temperature)
+                          temperature, keep)
 
 
 def _packed_predictors(model: torch.nn.Module, batch: SharedPrefixBatch, device) -> torch.Tensor:
@@ -112,7 +114,8 @@ def _packed_predictors(model: torch.nn.Module, batch: SharedPrefixBatch, device)
         pos += range(p_lens[u], p_lens[u] + n)
         owner += [u] * n
         piece += [i] * n
-        predictor_at += [starts[u] + p_lens[u] - 1] + list(range(at, at + n - 1))
+        if n:  # an empty completion has no token to predict
+            predictor_at += [starts[u] + p_lens[u] - 1] + list(range(at, at + n - 1))
     owner_t, piece_t = torch.tensor(owner, device=device), torch.tensor(piece, device=device)
     n = len(ids)
     causal = torch.ones(n, n, dtype=torch.bool, device=device).tril()

@@ -18,6 +18,7 @@ from rlsys.algorithms.padding import pad_rows
 from rlsys.algorithms.tis import OldPolicy, tis_weights
 from rlsys.models.flops import ModelShape, pass_work, training_flops
 from rlsys.models.logprobs import PackedBatch, TokenLogprobs, completion_logprobs, pack_sequences
+from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.models.shared_prefix import pack_shared, shared_prefix_logprobs, supports_shared_prefix
 from rlsys.training.engine import TrainingEngine, micro_batches
 from rlsys.types import TrainItem
@@ -41,14 +42,15 @@ def prompt_grouped_micro_batches(indices: list[int], items: list, size: int) -> 
 
 
 def forward_logprobs(model: torch.nn.Module, items: list, idx: list[int], pad_id: int, chunk_tokens: int,
-                     shared: bool, with_entropy: bool = False) -> TokenLogprobs:
-    """Log-probs of the completions of `items[idx]` at their sampling temperatures; with
-    `shared`, each distinct prompt is run once (rlsys.models.shared_prefix)."""
+                     shared: bool, with_entropy: bool = False, keep: SamplingFilter | None = None) -> TokenLogprobs:
+    """Log-probs of the completions of `items[idx]` at their sampling temperatures (through
+    the engines' top-k / top-p filter `keep`); with `shared`, each distinct prompt is run once
+    (rlsys.models.shared_prefix)."""
     temps = temperatures(items, idx)
     if shared:
         batch = pack_shared([items[i].prompt_ids for i in idx], [items[i].completion_ids for i in idx], pad_id)
-        return shared_prefix_logprobs(model, batch, chunk_tokens, with_entropy, temps)
-    return completion_logprobs(model, pack(items, idx, pad_id), chunk_tokens, with_entropy, temps)
+        return shared_prefix_logprobs(model, batch, chunk_tokens, with_entropy, temps, keep)
+    return completion_logprobs(model, pack(items, idx, pad_id), chunk_tokens, with_entropy, temps, keep)
 
 
 def temperatures(items: list, idx: list[int]) -> torch.Tensor:
@@ -61,7 +63,7 @@ def sequence_lengths(items: list) -> list[int]:
 
 @torch.no_grad()
 def score_logprobs(model: torch.nn.Module, items: list, micro_batch_size: int, chunk_tokens: int, pad_id: int,
-                   autocast, shared: bool = False) -> list[list[float]]:
+                   autocast, shared: bool = False, keep: SamplingFilter | None = None) -> list[list[float]]:
     """Per-token log-probs of each item's completion at its sampling temperature."""
     was_training = model.training
     model.eval()
@@ -72,7 +74,7 @@ def score_logprobs(model: torch.nn.Module, items: list, micro_batch_size: int, c
     try:
         for idx in split:
             with autocast():
-                lp = forward_logprobs(model, items, idx, pad_id, chunk_tokens, shared)
+                lp = forward_logprobs(model, items, idx, pad_id, chunk_tokens, shared, keep=keep)
             for row, i in enumerate(idx):
                 out[i] = lp.logprobs[row, : len(items[i].completion_ids)].float().cpu().tolist()
     finally:
@@ -97,10 +99,10 @@ class PolicyStep:
 
     def __init__(self, engine: TrainingEngine, loss_fn: PolicyLoss, loss_kwargs: dict, pad_id: int, rank: int,
                  seed: int, max_new_tokens: int | None, lm_stream=None, lpt=None,
-                 old: OldPolicy = OldPolicy()) -> None:
+                 old: OldPolicy = OldPolicy(), keep: SamplingFilter | None = None) -> None:
         self.engine, self.loss_fn, self.loss_kwargs = engine, loss_fn, loss_kwargs
         self.pad_id, self.rank, self.seed, self.max_new_tokens = pad_id, rank, seed, max_new_tokens
-        self.lm_stream, self.lpt, self.old = lm_stream, lpt, old
+        self.lm_stream, self.lpt, self.old, self.keep = lm_stream, lpt, old, keep
         self.shared = engine.cfg.shared_prefix and supports_shared_prefix(engine.module)
         self.shape = ModelShape.of(engine.module)
         self.steps = 0
@@ -162,7 +164,7 @@ class PolicyStep:
         eng = self.engine
         with eng.autocast():
             lp = forward_logprobs(eng.module, items, idx, self.pad_id, eng.cfg.logprob_chunk_tokens, self.shared,
-                                  with_entropy=True)
+                                  with_entropy=True, keep=self.keep)
             lm = self._lm_loss() if self.lm_stream is not None else None
         width = lp.mask.shape[1]
         sampling = None

@@ -20,6 +20,7 @@ from rlsys.models.dtypes import torch_dtype
 from rlsys.models.logprobs import check_logit_path
 from rlsys.models.lora import adapter_config, adapter_parameters, apply_lora
 from rlsys.models.no_dropout import load_without_dropout
+from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.training.engine import TrainingEngine, frozen_reference, init_process
 from rlsys.training.policy import PolicyStep, logprob_mismatch, score_logprobs
 from rlsys.training.preference import PreferenceStep
@@ -49,7 +50,10 @@ class Learner:
         max_new_tokens: int | None = None,
         lora: LoraSettings | None = None,
         old_policy: OldPolicy | None = None,
+        keep: SamplingFilter | None = None,
     ) -> None:
+        """`keep`: the top-k / top-p filter the engines sample through (the learner's passes
+        measure the same distribution)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.cfg, self.rank, self.world_size = learner, rank, world_size
@@ -82,7 +86,7 @@ class Learner:
                                              loss_kwargs.get("nll_coef", 0.0))
         elif loss in LOSSES:
             self.policy = PolicyStep(self.engine, LOSSES[loss], loss_kwargs, self.pad_id, rank, seed,
-                                     max_new_tokens, lm_stream, lpt, old_policy or OldPolicy())
+                                     max_new_tokens, lm_stream, lpt, old_policy or OldPolicy(), keep)
         else:
             raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, dpo")
         self.sync_group = None
@@ -102,7 +106,8 @@ class Learner:
         cfg = self.cfg
         with context:
             return score_logprobs(model, items, cfg.micro_batch_size, cfg.logprob_chunk_tokens, self.pad_id,
-                                  self.engine.autocast, shared=self.policy.shared if self.policy else False)
+                                  self.engine.autocast, shared=self.policy.shared if self.policy else False,
+                                  keep=self.policy.keep if self.policy else None)
 
     def score(self, items: list, reference: bool, old: bool = True) -> dict:
         """Reference and (when `old`) old-policy log-probs of this rank's share of the samples,

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rlsys.models.lora import engine_max_rank
 from rlsys.types import Sample
+from rlsys.workers.engine_watch import EngineWatch
 from rlsys.workers.vllm_extension import ADAPTER_ID, ADAPTER_NAME
 
 EXTENSION = "rlsys.workers.vllm_extension.RlsysWorkerExtension"
@@ -64,6 +65,7 @@ class RolloutWorker:
             **lora,
         )
         self.startup_seconds = time.perf_counter() - started
+        self.watch = EngineWatch(name)  # a killed engine process ends this actor (vLLM would hang)
         if adapter_path:
             from vllm.lora.request import LoRARequest
 
@@ -81,6 +83,7 @@ class RolloutWorker:
         prompt_offset: int = 0,
         use_adapter: bool = True,
         seeds: list[int] | None = None,
+        top_k: int = 0,
     ) -> list[Sample]:
         """Sample len(temperatures) completions per prompt, group by group.
 
@@ -95,7 +98,8 @@ class RolloutWorker:
         def params(t: float, n: int, seed: int | None) -> SamplingParams:
             greedy = t == 0.0
             return SamplingParams(
-                n=n, temperature=t, top_p=1.0 if greedy else top_p, max_tokens=max_tokens, logprobs=0,
+                n=n, temperature=t, top_p=1.0 if greedy else top_p, top_k=0 if greedy else top_k,
+                max_tokens=max_tokens, logprobs=0,
                 seed=None if greedy else seed,
             )
 

@@ -28,6 +28,7 @@ from rlsys.config import TeacherConfig
 from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.models.dtypes import torch_dtype
 from rlsys.types import ScoreRequest
+from rlsys.workers.engine_watch import EngineWatch
 
 
 class Batcher:
@@ -114,6 +115,7 @@ class VllmScorer:
             kv_cache_memory_bytes=int(cfg.kv_cache_gib * 2**30), enforce_eager=True, seed=seed,
             disable_log_stats=True,
         )
+        self.watch = EngineWatch("teacher")  # a killed engine process ends this actor (vLLM would hang)
 
     def logprobs(self, sequences: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         from vllm import SamplingParams

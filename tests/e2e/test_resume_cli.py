@@ -18,6 +18,8 @@ from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
 
+MIN_LR_RATIO = 0.1  # learner.min_lr_ratio, its default (configs/smoke.yaml leaves it)
+
 ARGS = ["configs/smoke.yaml", "run.iterations=6", "run.checkpoint_every=3", "run.eval_every=3",
         "run.resume_check_prompts=8", "tracking.console=false"]
 
@@ -27,7 +29,27 @@ def _cmd(run_dir):
 
 
 def _rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def _damage(run_dir) -> str:
+    """What a crash and a real model leave in a run folder (see the module docstring)."""
+    import shutil
+
+    odd = "x\u2028y\u0085z"
+    with (run_dir / "samples.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"iteration": 2, "completion": odd, "injected": True}, ensure_ascii=False) + "\n")
+    with (run_dir / "metrics.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"iteration": 4, "train/lo')
+    ckpts = run_dir / "checkpoints"
+    for it in (4, 5):
+        shutil.copytree(ckpts / "iter-000003", ckpts / f"iter-{it:06d}")
+    (ckpts / "iter-000004" / "state.json").write_text("")
+    state = json.loads((ckpts / "iter-000005" / "state.json").read_text())
+    (ckpts / "iter-000005" / "state.json").write_text(json.dumps({**state, "iteration": 5}))
+    shard = next(n for n in state["files"] if n.endswith("optim_states.pt"))
+    (ckpts / "iter-000005" / shard).unlink()
+    return odd
 
 
 def _kill_after_checkpoint(run_dir, iteration: int) -> None:
@@ -61,28 +83,40 @@ def test_killed_run_resumes_exactly_where_a_straight_run_went(tmp_path):
     out = subprocess.run(_cmd(a), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     _kill_after_checkpoint(b, 3)
-    out = subprocess.run(_cmd(b), cwd=REPO, capture_output=True, text=True, timeout=900)
+    odd = _damage(b)
+    out = subprocess.run(_cmd(b) + ["run.iterations=7", "run.keep_checkpoints=3"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "resumed from" in out.stdout + out.stderr
+    said = out.stdout + out.stderr
+    assert "resumed from" in said and "metrics.jsonl: dropped its last line" in said
+    assert "iter-000004 is damaged (its state.json does not read" in said
+    assert "iter-000005 is damaged (learner/state/" in said and "resuming from iter-000003" in said
+    assert "keeps the length it was saved with (" in said
+    assert [r["completion"] for r in _rows(b / "samples.jsonl") if r.get("injected")] == [odd]
+    aside = [p.name for p in (b / "checkpoints").glob("set-aside-*/*")]
+    assert sorted(aside) == ["iter-000004", "iter-000005"]
 
     # The same prompts, in the same order, in every iteration.
-    assert [r["data_index"] for r in _rows(b / "data_order.jsonl")] == [r["data_index"] for r in _rows(a / "data_order.jsonl")]
-    assert [r["iteration"] for r in _rows(b / "data_order.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [r["data_index"] for r in _rows(b / "data_order.jsonl")][:6] == [r["data_index"] for r in _rows(a / "data_order.jsonl")]
+    assert [r["iteration"] for r in _rows(b / "data_order.jsonl")][:6] == [1, 2, 3, 4, 5, 6]
     # Iterations 4-6 after the resume: the same loss, grad norm, learning rate and rewards.
     ma, mb = _by_iteration(_rows(a / "metrics.jsonl")), _by_iteration(_rows(b / "metrics.jsonl"))
-    assert sorted(mb) == [1, 2, 3, 4, 5, 6]
+    assert sorted(mb) == [1, 2, 3, 4, 5, 6, 7]
     for it in (4, 5, 6):
         for key in ("train/policy_loss", "train/grad_norm", "train/lr", "train/kl", "reward/mean", "rollout/tokens",
                     "sync/version"):
             assert mb[it][key] == ma[it][key], (it, key)
     assert ma[4]["train/lr"] != ma[3]["train/lr"]  # the schedule moves: its position was restored
+    # 4 optimiser steps an iteration (16 samples, mini-batch 8, 2 epochs): A's schedule spans 24
+    # steps; after B's 28th the cosine has ended at its floor, lr x min_lr_ratio (by hand).
+    assert mb[7]["train/optimizer_steps"] == 28 and mb[7]["train/lr"] == pytest.approx(1e-3 * MIN_LR_RATIO, rel=1e-9)
     # The same seed in two processes: B's iterations 1-3 (before the kill) are A's, sampled text
     # included (vLLM's seeded engine and the CPU learner are deterministic in fp32).
     for it in (1, 2, 3):
         for key in ("train/policy_loss", "train/grad_norm", "reward/mean", "rollout/tokens"):
             assert mb[it][key] == ma[it][key], (it, key)
     def texts(run):
-        return [(r["iteration"], r["completion"]) for r in _rows(run / "samples.jsonl") if r["iteration"] <= 3]
+        return [(r["iteration"], r["completion"]) for r in _rows(run / "samples.jsonl")
+                if r["iteration"] <= 3 and not r.get("injected")]
 
     assert texts(b) == texts(a) and len(texts(a)) > 0
     # Greedy completions of B's engines right after the resume = A's after iteration 3.
@@ -115,4 +149,4 @@ def test_killed_run_resumes_exactly_where_a_straight_run_went(tmp_path):
     assert len(ta) == len(tb) > 0 and all(torch.equal(x, y) for x, y in zip(ta, tb))
     summary = json.loads((b / "summary.json").read_text())
     assert summary["resumed_from"].endswith("iter-000003") and summary["restarts"] == 0
-    assert [p.rsplit("/", 1)[-1] for p in summary["checkpoints"]] == ["iter-000003", "iter-000006"]
+    assert [p.rsplit("/", 1)[-1] for p in summary["checkpoints"]] == ["iter-000003", "iter-000006", "iter-000007"]

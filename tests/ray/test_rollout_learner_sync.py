@@ -50,6 +50,32 @@ def test_learner_logprobs_match_vllm_at_the_sampling_temperature(actors, local_r
                for s, lp in zip(samples, at_one)) > 0.01
 
 
+def test_learner_logprobs_match_vllm_through_top_k_and_top_p(actors, local_ray, tiny_model_path):
+    """At T=0.7, top_k=20, top_p=0.9 vLLM samples from the renormalised kept set and reports
+    those log-probs; a learner of that config must give the same per token (fp32, 1e-3),
+    while one without the filter sees the truncation as a gap."""
+    from rlsys.distributed.actors import start_learners
+
+    cfg, rollout, plain = actors
+    filtered = cfg.model_copy(update={"rollout": cfg.rollout.model_copy(update={"top_p": 0.9, "top_k": 20})})
+    learner = start_learners(filtered, tiny_model_path, total_optimizer_steps=10)[0]
+    try:
+        samples = local_ray.get(rollout.generate.remote(PROMPTS, [0.7] * 4, 16, 0.9, 0, top_k=20))
+        items = [TrainItem(s.prompt_ids, s.completion_ids, 0.0, temperature=s.temperature) for s in samples]
+        got = local_ray.get(learner.logprobs.remote(items))
+        unfiltered = local_ray.get(plain.logprobs.remote(items))
+    finally:
+        local_ray.kill(learner)
+    tokens = sum(len(s.completion_ids) for s in samples)
+    assert tokens > 40
+    for s, lp in zip(samples, got):
+        gap = (torch.tensor(s.sampling_logprobs) - torch.tensor(lp)).abs().max()
+        assert len(lp) == len(s.sampling_logprobs) and gap < 1e-3, (s.sampling_logprobs, lp)
+    # Without the filter the learner's log-probs sit below vLLM's by -log(kept mass) > 0.
+    shortfall = [a - b for s, lp in zip(samples, unfiltered) for a, b in zip(s.sampling_logprobs, lp)]
+    assert min(shortfall) > -1e-3 and sum(shortfall) / len(shortfall) > 0.05
+
+
 def test_rollout_generates_groups_with_logprobs_and_version(actors, local_ray):
     _, rollout, _ = actors
     samples = local_ray.get(rollout.generate.remote(PROMPTS, [0.7, 1.0, 1.0, 1.3], 12, 1.0, 0))

@@ -65,3 +65,25 @@ def test_a_producer_error_reaches_the_loop(monkeypatch):
     with pytest.raises(RuntimeError, match="engine died"):
         batches.get(1)
     batches.close()
+
+
+def test_the_last_batch_is_not_lost_when_the_producer_ends_inside_the_poll_window(monkeypatch):
+    """The producer puts its last batch and exits while the loop's poll is timing out: the
+    loop must take that batch, not report a producer that stopped."""
+    import queue
+
+    class LateQueue(queue.Queue):
+        def get(self, block=True, timeout=None):
+            if timeout is not None:  # the poll times out as the producer finishes
+                producer.join()
+                raise queue.Empty
+            return super().get(block, timeout)
+
+    batches = rollout_ahead.AheadBatches(ctl=None, sampler=PromptSampler(10, 0), max_staleness=1, poll_s=0.05)
+    monkeypatch.setattr(rollout_ahead, "collect", lambda ctl, sampler, it, engines=None:
+                        Collected(it, sampler.next(2), [], [], [], {}))
+    batches._ready = LateQueue()
+    batches.start(1, 1)
+    producer = batches._thread
+    assert batches.get(1).iteration == 1
+    batches.close()

@@ -96,3 +96,27 @@ def test_sliding_window_and_checkpointed_models_fall_back(monkeypatch):
     assert not supports_shared_prefix(model)
     sliding = Qwen2ForCausalLM(Qwen2Config(**SMALL, use_sliding_window=True, sliding_window=4, max_window_layers=0))
     assert not supports_shared_prefix(sliding)
+
+
+def test_an_empty_completion_leaves_the_others_aligned(layout):
+    """A zero-length completion (a sample that stopped at once) predicts nothing: the rows
+    after it must still get their own tokens' log-probs."""
+    model = _model(layout=layout)
+    completions = [[9, 10], [], [15], [16, 17, 18], []]
+    got = shared_prefix_logprobs(model, pack_shared(PROMPTS, completions, 0))
+    for row, (p, c) in enumerate(zip(PROMPTS, completions)):
+        assert got.mask[row].sum() == len(c)
+        if c:
+            logits = model(torch.tensor([p + c])).logits[0].float()
+            want = torch.log_softmax(logits, -1)[len(p) - 1 : len(p) - 1 + len(c)].gather(-1, torch.tensor(c)[:, None])
+            assert torch.allclose(got.logprobs[row, : len(c)], want.squeeze(-1), atol=1e-5), (layout, row)
+
+
+def test_bf16_autocast_matches_the_full_forward_under_the_same_autocast(layout):
+    model = _model(layout=layout)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = shared_prefix_logprobs(model, pack_shared(PROMPTS, COMPLETIONS, 0), temperature=torch.tensor(TEMPS))
+        want, _ = _reference(model)
+    for row, c in enumerate(COMPLETIONS):
+        # bf16 keeps 8 bits of mantissa: the two orders of summation differ by its rounding
+        assert torch.allclose(got.logprobs[row, : len(c)], want[row], atol=3e-2), (layout, row)

@@ -1,0 +1,72 @@
+"""Ending an actor whose vLLM engine processes died.
+
+vLLM runs its engine core (and, with tensor parallelism, its workers) in processes of their
+own. When one is killed (`kill -9`, the OOM killer on a GPU node), vLLM-CPU raises no
+`EngineDeadError` in the actor: its `generate` waits forever for an answer that never comes
+(seen on real runs, STACK.md). So the actor watches those processes itself, from a thread,
+and once one is gone it ends its own process within `poll_s`: Ray then reports the actor
+dead, and its pool replaces it and re-runs its unfinished work (rollout workers), or Ray
+restarts it and retries its calls (teachers). The engine's surviving processes are killed
+on the way out, so that nothing is left holding memory.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+def _gone(proc) -> bool:
+    import psutil
+
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+class EngineWatch:
+    """Watches the processes the engine started (every descendant of this process when the
+    watch begins, i.e. right after the engine came up)."""
+
+    def __init__(self, name: str, poll_s: float = 1.0, on_death=None) -> None:
+        import psutil
+
+        self.name, self.poll_s = name, poll_s
+        self.procs = psutil.Process().children(recursive=True)
+        self.on_death = on_death or self._exit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-engine-watch", daemon=True)
+        self._thread.start()
+
+    def describe(self) -> list[str]:
+        out = []
+        for p in self.procs:
+            try:
+                out.append(f"{p.pid} {' '.join(p.cmdline())[:40]}")
+            except Exception:  # noqa: BLE001 (gone already)
+                out.append(f"{p.pid}")
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            dead = [p for p in self.procs if _gone(p)]
+            if dead:
+                self.on_death(dead)
+                return
+
+    def _exit(self, dead: list) -> None:
+        print(f"{self.name}: its vLLM engine process(es) {[p.pid for p in dead]} ended; the actor exits to be "
+              "replaced", flush=True)
+        for p in self.procs:
+            if not _gone(p):
+                try:
+                    p.kill()
+                except Exception:  # noqa: BLE001 (it ended meanwhile)
+                    pass
+        time.sleep(0.1)
+        os._exit(1)
