@@ -106,7 +106,8 @@ class Controller:
                                                            self.cfg.run.timeout("train"))
         return (learner_old if source == "learner" else old), ref, scored
 
-    def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool) -> list[list[float]]:
+    def teacher_scores(self, items: list[PromptItem], samples: list[Sample], by_token: bool,
+                       tag: str = "train") -> list[list[float]]:
         """Teacher log-probs of every sample, sent as many requests that the service batches."""
         requests = [
             ScoreRequest(items[s.prompt_index].question, s.text, s.completion_ids if by_token else None,
@@ -114,7 +115,7 @@ class Controller:
             for s in samples
         ]
         return self.teachers.score(requests, self.cfg.teacher.request_sequences, "teacher",
-                                   self.cfg.run.timeout("teacher"))
+                                   self.cfg.run.timeout("teacher"), tag)
 
     def distill_metrics(self, teacher: list[list[float]], samples: list[Sample], seconds: float) -> dict[str, float]:
         """How far the student is from the teacher on these samples, and the services' throughput."""
@@ -145,11 +146,12 @@ class Controller:
             # them in two runs of one seed).
             seeds = [request_seed(self.cfg.run.seed, EVAL_DRAWS, i) for i in range(len(items))]
             sampled = self.generate(items, [1.0], max_tokens, "eval", seeds)
-            teacher = self.teacher_scores(items, sampled, by_token=self.data.teacher_same_vocab)
+            teacher = self.teacher_scores(items, sampled, by_token=self.data.teacher_same_vocab, tag="eval")
             metrics.update(distill_metrics(teacher, [s.sampling_logprobs for s in sampled]))
             metrics.update(self.teacher_accuracy(items, max_tokens))
-            # Reset the services' counters: eval traffic stays out of the next iteration's.
-            self.teachers.call("take_stats", what="teacher", timeout_s=self.cfg.run.timeout("teacher"))
+            # Eval traffic is counted under its own tag (the producer may be scoring a training
+            # batch meanwhile, whose counters stay untouched); drop it.
+            self.teachers.call("take_stats", "eval", what="teacher", timeout_s=self.cfg.run.timeout("teacher"))
         if self.data.suite_tasks:
             metrics.update(self.evaluate_suite())
         return metrics

@@ -115,10 +115,12 @@ class TeacherPool(ActorGroup):
     """Teacher services: requests cut into chunks of `request_size`, dealt round-robin; each
     service merges concurrent chunks into its own batches."""
 
-    def score(self, requests: list, request_size: int, what: str, timeout_s: float | None) -> list[list[float]]:
+    def score(self, requests: list, request_size: int, what: str, timeout_s: float | None,
+              tag: str = "train") -> list[list[float]]:
+        """`tag`: whose traffic (training or evaluation); each is counted apart by the services."""
         chunks = [requests[i : i + request_size] for i in range(0, len(requests), request_size)]
         k = len(self)
-        refs = [self.handles[i % k].score.remote(c) for i, c in enumerate(chunks)]
+        refs = [self.handles[i % k].score.remote(c, tag) for i, c in enumerate(chunks)]
         names = [self.names[i % k] for i in range(len(chunks))]
         return [lp for part in wait_all(refs, names, what, timeout_s) for lp in part]
 

@@ -111,10 +111,22 @@ class SyncGroup:
     backend: str = "gloo"
 
 
-def create_group(backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> SyncGroup:
-    """Join a process group of `world_size` ranks rendezvousing at host:port (rank 0 hosts)."""
+def host_rendezvous(host: str, timeout_s: float = 300.0) -> dist.TCPStore:
+    """Rank 0's rendezvous store, listening at once on a port the OS picks (no port is
+    chosen first and bound later, so no other process can take it in between)."""
+    return dist.TCPStore(host, 0, None, is_master=True, timeout=datetime.timedelta(seconds=timeout_s),
+                         wait_for_workers=False)
+
+
+def create_group(backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float,
+                 store: dist.TCPStore | None = None) -> SyncGroup:
+    """Join a process group of `world_size` ranks rendezvousing at host:port (rank 0 hosts:
+    it passes the `store` that `host_rendezvous` opened there)."""
     timeout = datetime.timedelta(seconds=timeout_s)
-    store = dist.TCPStore(host, port, world_size, is_master=(rank == 0), timeout=timeout)
+    if store is None:
+        store = dist.TCPStore(host, port, world_size, is_master=(rank == 0), timeout=timeout)
+    else:
+        store.set_timeout(timeout)
     prefixed = dist.PrefixStore("rlsys-weight-sync", store)
     if backend == "gloo":
         opts = dist.ProcessGroupGloo._Options()
@@ -128,6 +140,20 @@ def create_group(backend: str, host: str, port: int, rank: int, world_size: int,
     else:
         raise ValueError(f"unknown weight-sync backend {backend!r}; use 'gloo' or 'nccl'")
     return SyncGroup(group, store, timeout_s, backend)
+
+
+def close_group(sync: SyncGroup | None) -> None:
+    """Release a group that a new one replaces (after a restart or a scale): its connections,
+    and NCCL's communicator, would otherwise live as long as the process."""
+    if sync is None:
+        return
+    try:
+        if sync.backend == "nccl":
+            sync.group.abort()  # a peer may be gone: shutdown could wait for it
+        else:
+            sync.group.shutdown()
+    except Exception:  # noqa: BLE001 (already broken by a peer that left: nothing left to free)
+        pass
 
 
 ABORTED = "rlsys-sync-aborted"  # a store key: a member saw a peer leave; the others stop waiting

@@ -24,9 +24,9 @@ from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.training.engine import TrainingEngine, frozen_reference, init_process
 from rlsys.training.policy import PolicyStep, logprob_mismatch, score_logprobs
 from rlsys.training.preference import PreferenceStep
-from rlsys.transport.ports import free_port
 from rlsys.transport.weight_sync import (
-    SyncPlan, broadcast, create_group, pack_bucket, plan_buckets, tensor_checksum, unpack_bucket,
+    SyncPlan, broadcast, close_group, create_group, host_rendezvous, pack_bucket, plan_buckets, tensor_checksum,
+    unpack_bucket,
 )
 from rlsys.types import PairItem, TrainItem
 
@@ -70,8 +70,12 @@ class Learner:
                 model.enable_input_require_grads()
         # Under LoRA the reference is the policy with its adapter off: no second model in memory.
         self.needs_reference = needs_reference
-        self.reference = frozen_reference(model_path, dtype, self.device) if needs_reference and lora is None else None
         self.engine = TrainingEngine(model, learner, world_size, dtype, total_optimizer_steps, self.device)
+        # With autocast (the CPU path) the policy keeps fp32 weights: the reference must too,
+        # under the same autocast, or the KL to it is not 0 before the first update.
+        ref_dtype = "float32" if self.engine.autocast_dtype is not None else dtype
+        self.reference = frozen_reference(model_path, ref_dtype, self.device) if needs_reference and lora is None \
+            else None
         lpt = lpt if lpt is not None and lpt.coef > 0 else None
         lm_stream = None
         if lpt is not None:
@@ -172,15 +176,22 @@ class Learner:
         return plan
 
     def sync_endpoint(self) -> tuple[str, int]:
-        """An address and a free port on this node for the weight-sync rendezvous."""
+        """The address of a weight-sync rendezvous this rank opens now on its node (rank 0)."""
         import ray
 
         host = ray.util.get_node_ip_address() if ray.is_initialized() else "127.0.0.1"
-        return host, free_port(host)
+        self.rendezvous = host_rendezvous(host)
+        return host, self.rendezvous.port
 
     def init_sync_group(self, backend: str, host: str, port: int, world_size: int, timeout_s: float) -> None:
+        """Join a new weight-sync group (rank 0), releasing the one it replaces."""
         if self.rank == 0:
-            self.sync_group = create_group(backend, host, port, 0, world_size, timeout_s)
+            close_group(self.sync_group)
+            self.sync_group = None
+            store = getattr(self, "rendezvous", None)
+            store = store if store is not None and store.port == port else None
+            self.sync_group = create_group(backend, host, port, 0, world_size, timeout_s, store)
+            self.rendezvous = None
 
     def broadcast_weights(self, wire_plan: dict) -> dict[str, float]:
         """Send every bucket of `wire_plan` to the engines. Every rank must call this

@@ -18,90 +18,14 @@ merged by `Batcher` into one forward pass of up to `max_batch_sequences`.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from rlsys.config import TeacherConfig
 from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.models.dtypes import torch_dtype
 from rlsys.types import ScoreRequest
 from rlsys.workers.engine_watch import EngineWatch
-
-
-class Batcher:
-    """Collects items from concurrent `submit` calls and runs `fn` on batches of them.
-
-    A batch starts when `max_items` are waiting or `max_wait_s` after the first one
-    arrived; `fn` runs in one worker thread so the event loop keeps accepting requests.
-    """
-
-    def __init__(self, fn: Callable[[list], list], max_items: int, max_wait_s: float) -> None:
-        self.fn, self.max_items, self.max_wait_s = fn, max_items, max_wait_s
-        self.pending: list[tuple[object, asyncio.Future]] = []
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teacher")
-        self.arrived: asyncio.Event | None = None
-        self.worker: asyncio.Task | None = None
-        self.batch_sizes: list[int] = []
-        self.max_queue_depth = 0
-        self.busy_seconds = 0.0
-        self.items_done = 0
-
-    async def submit(self, items: list) -> list:
-        loop = asyncio.get_running_loop()
-        if self.worker is None or self.worker.done():
-            self.arrived = asyncio.Event()
-            self.worker = loop.create_task(self._run())
-        futures = [loop.create_future() for _ in items]
-        self.pending.extend(zip(items, futures))
-        self.max_queue_depth = max(self.max_queue_depth, len(self.pending))
-        self.arrived.set()
-        return list(await asyncio.gather(*futures))
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self.arrived.wait()
-            deadline = loop.time() + self.max_wait_s
-            while len(self.pending) < self.max_items and loop.time() < deadline:
-                await asyncio.sleep(min(0.002, max(0.0, deadline - loop.time())))
-            batch, self.pending = self.pending[: self.max_items], self.pending[self.max_items :]
-            if not self.pending:
-                self.arrived.clear()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(self.executor, self.fn, [item for item, _ in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"scorer returned {len(results)} results for {len(batch)} items")
-            except Exception as exc:  # every caller of this batch gets the error
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            finally:
-                self.busy_seconds += time.perf_counter() - started
-            self.batch_sizes.append(len(batch))
-            self.items_done += len(batch)
-            for (_, fut), res in zip(batch, results):
-                if not fut.done():
-                    fut.set_result(res)
-
-    def take_stats(self) -> dict[str, float]:
-        """Counters since the last call (then reset)."""
-        stats = {
-            "teacher/sequences": float(self.items_done),
-            "teacher/batches": float(len(self.batch_sizes)),
-            "teacher/mean_batch": self.items_done / max(1, len(self.batch_sizes)),
-            "teacher/busy_seconds": self.busy_seconds,
-            "teacher/queue_depth_max": float(self.max_queue_depth),
-            "teacher/queue_depth": float(len(self.pending)),
-        }
-        self.batch_sizes, self.items_done, self.busy_seconds, self.max_queue_depth = [], 0, 0.0, 0
-        return stats
+from rlsys.workers.teacher_batcher import Batcher
 
 
 class VllmScorer:
@@ -248,11 +172,12 @@ class TeacherService:
     def vocab(self) -> dict[str, int]:
         return self.scorer.tokenizer.get_vocab()
 
-    async def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
-        return await self.batcher.submit(requests)
+    async def score(self, requests: list[ScoreRequest], tag: str = "train") -> list[list[float]]:
+        """`tag`: whose traffic this is (training or evaluation), counted apart in the stats."""
+        return await self.batcher.submit(requests, tag)
 
-    def take_stats(self) -> dict[str, float]:
-        return self.batcher.take_stats()
+    def take_stats(self, tag: str = "train") -> dict[str, float]:
+        return self.batcher.take_stats(tag)
 
     def answers(self, questions: list[tuple[str, str, str]], max_tokens: int) -> list[str]:
         return self.scorer.answers(questions, max_tokens)

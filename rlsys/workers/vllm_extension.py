@@ -15,6 +15,7 @@ from rlsys.transport.weight_sync import (
     SyncPlan,
     bucket_bytes,
     broadcast,
+    close_group,
     create_group,
     tensor_checksum,
     unpack_bucket,
@@ -30,6 +31,8 @@ class RlsysWorkerExtension:
     def rlsys_init_sync_group(
         self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float
     ) -> None:
+        close_group(getattr(self, "_rlsys_sync", None))  # the group this one replaces (restart, scale)
+        self._rlsys_sync = None
         self._rlsys_sync = create_group(backend, host, port, rank, world_size, timeout_s)
 
     def _rlsys_stream(self, plan: SyncPlan, device: torch.device) -> Iterator[tuple[str, torch.Tensor]]:

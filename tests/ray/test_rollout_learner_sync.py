@@ -183,6 +183,36 @@ def test_a_tensor_missing_from_the_sync_stops_the_run_naming_engine_and_weight(a
     assert local_ray.get(rollout.generate.remote(PROMPTS[:1], [1.0], 2, 1.0, 0))[0].weight_version == 1
 
 
+def _tcp_connections(pid: int) -> int:
+    import psutil
+
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(len(p.net_connections(kind="tcp")) for p in procs)
+
+
+def test_regrouping_releases_the_old_group(actors, local_ray):
+    """Every restart or scale builds a new sync group on a new rendezvous (opened by the
+    learner on a port the OS picks). Five rebuilds later syncs still reach the engine, and the
+    learner's and the engine's processes hold as many TCP connections as after the first: no
+    old group or rendezvous is kept alive. (On gloo CPython would free an unreferenced group
+    anyway; NCCL's communicators are what `close_group` must abort, checked on GPUs only.)"""
+    import os
+
+    from rlsys.distributed.weight_push import init_weight_sync
+
+    cfg, rollout, learner = actors
+    learners, engines = ActorGroup([learner], ["learner-0"]), ActorGroup([rollout], ["rollout-0"])
+    pids = [local_ray.get(learner.__ray_call__.remote(lambda self: os.getpid())),
+            int(local_ray.get(rollout.ping.remote()).split("pid=")[1].split()[0])]
+    keys = local_ray.get(rollout.weight_keys.remote())
+    counts = []
+    for version in range(2, 7):
+        assert init_weight_sync(learners, engines, "gloo", cfg.sync, 60) == []
+        assert push_weights(learners, engines, cfg.sync, "float32", version, keys)[0]["sync/version"] == version
+        counts.append([_tcp_connections(pid) for pid in pids])
+    assert counts[-1] == counts[0], counts
+
+
 def test_a_busy_engine_is_named_before_the_broadcast_starts(actors, local_ray):
     """An engine stuck in a long call (here a generation far larger than the bound) never
     answers; the sync stops within its bound naming that engine, and no rank entered the

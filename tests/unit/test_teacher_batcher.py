@@ -52,3 +52,21 @@ def test_a_failing_batch_fails_every_caller_of_it():
 
     for r in asyncio.run(main()):
         assert isinstance(r, RuntimeError) and "out of memory" in str(r)
+
+
+def test_evaluation_traffic_is_counted_apart_from_training_traffic():
+    """An evaluation scored while the producer's training batch is in flight (asynchronous
+    rollouts): the training counters hold the training sequences only, and taking the
+    evaluation's counters leaves them untouched."""
+
+    async def main():
+        b = Batcher(lambda items: list(items), max_items=64, max_wait_s=0.05)
+        await asyncio.gather(b.submit(list(range(6)), "train"), b.submit(list(range(4)), "eval"))
+        evaluation = b.take_stats("eval")
+        await b.submit([7, 8], "train")
+        return evaluation, b.take_stats("train"), b.take_stats("train")
+
+    evaluation, train, again = asyncio.run(main())
+    assert evaluation["teacher/sequences"] == 4 and evaluation["teacher/batches"] == 1
+    assert train["teacher/sequences"] == 8 and train["teacher/batches"] == 2  # one shared batch, one alone
+    assert again["teacher/sequences"] == 0
