@@ -80,14 +80,19 @@ def test_reward_model_path_checks(tiny_model_path, reward_model_path, tmp_path):
         check_reward_model(str(no_pad))
 
 
-def test_bad_critic_and_reward_model_paths_fail_in_preparation(tiny_model_path, reward_model_path):
+def test_bad_critic_and_reward_model_paths_fail_in_preparation(tiny_model_path, reward_model_path, tmp_path):
     import ray
 
+    from rlsys.models.tiny import build_tiny_model
     from rlsys.preparation import prepare
 
     base = [f"model.path={tiny_model_path}", "algorithm.type=ppo", "data.train_size=8", "data.eval_size=4"]
     with pytest.raises(RunError, match="critic.path: .* not a causal LM"):
         prepare(load_config(None, base + [f"critic.path={reward_model_path}"]))
+    other_vocab = build_tiny_model(tmp_path / "other-vocab", vocab_size=600, seed=1)
+    with pytest.raises(RunError, match=r"critic.path: the critic's vocabulary \(.*other-vocab: 600 tokens\) differs "
+                                       r"from the policy's \(.*: 1024 tokens\)"):
+        prepare(load_config(None, base + [f"critic.path={other_vocab}"]))
     rm_term = f'reward.terms=[{{name: correctness}}, {{name: reward_model, kwargs: {{path: {tiny_model_path}}}}}]'
     with pytest.raises(RewardModelError, match="not a sequence classifier"):
         prepare(load_config(None, base + [rm_term]))
