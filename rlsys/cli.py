@@ -252,4 +252,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rlsys: {exc}", file=sys.stderr)
             return 1
         raise
+    finally:
+        _stop_local_ray()
     return 0
+
+
+def _stop_local_ray() -> None:
+    """A local Ray this command started ends with it, whether it succeeded or failed: its
+    raylet, GCS and agents would otherwise linger as orphans for minutes."""
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()

@@ -18,6 +18,7 @@ from rlsys.config import LearnerConfig
 from rlsys.models.dtypes import torch_dtype
 from rlsys.models.lora import is_lora
 from rlsys.models.no_dropout import load_without_dropout
+from rlsys.transport.ports import listening_store
 
 
 def cosine_with_warmup(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -43,9 +44,22 @@ def init_process(rank: int, world_size: int, master_addr: str, master_port: int,
                       WORLD_SIZE=str(world_size), LOCAL_RANK="0")
     torch.set_num_threads(torch_threads or os.cpu_count() or 1)
     torch.manual_seed(seed)
+    import datetime
+
     import deepspeed  # after the accelerator choice above, which it reads on import
 
-    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
+    backend = "nccl" if cuda else "gloo"
+    if master_addr.startswith("127."):  # one machine: gloo's own sockets on loopback too
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    # The group's store is opened here, listening on `master_addr` only (torch's own would
+    # listen on every interface); DeepSpeed then takes the initialised group as it is.
+    timeout = 1800.0
+    store = (listening_store(master_addr, master_port, timeout, world_size) if rank == 0 else
+             torch.distributed.TCPStore(master_addr, master_port, world_size, False,
+                                        datetime.timedelta(seconds=timeout)))
+    torch.distributed.init_process_group(backend, store=store, rank=rank, world_size=world_size,
+                                         timeout=datetime.timedelta(seconds=timeout))
+    deepspeed.init_distributed(dist_backend=backend)
     return torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
 
 

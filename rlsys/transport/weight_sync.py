@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from rlsys.transport.ports import listening_store
+
 DTYPES = {str(d): d for d in (torch.float32, torch.bfloat16, torch.float16)}
 
 
@@ -112,10 +114,9 @@ class SyncGroup:
 
 
 def host_rendezvous(host: str, timeout_s: float = 300.0) -> dist.TCPStore:
-    """Rank 0's rendezvous store, listening at once on a port the OS picks (no port is
-    chosen first and bound later, so no other process can take it in between)."""
-    return dist.TCPStore(host, 0, None, is_master=True, timeout=datetime.timedelta(seconds=timeout_s),
-                         wait_for_workers=False)
+    """Rank 0's rendezvous store, listening at once on `host` only, on a port the OS picks
+    (no port is chosen first and bound later, so no other process can take it in between)."""
+    return listening_store(host, 0, timeout_s)
 
 
 def create_group(backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float,
