@@ -83,7 +83,7 @@ class Controller:
             self.teachers = teacher_pool(cfg, prepared.teacher_path)
             self.teachers.call("ping", what="starting the teacher", timeout_s=bound)
         backend = choose_backend(cfg.sync.backend, cfg.rollout.num_gpus, cfg.learner.num_gpus)
-        self.rollout.attach(self.learners, backend, cfg.sync, cfg.model.dtype)
+        self.rollout.attach(self.learners, backend, cfg.sync, cfg.model.dtype, cfg.rollout.max_staleness > 0)
         from rlsys.distributed.control import start_control
 
         self.control = start_control(Path(cfg.run.dir))

@@ -45,7 +45,14 @@ def start_rollout_workers(cfg: Config, model_path: str) -> list:
     return [start_rollout_worker(cfg, model_path, i) for i in range(cfg.rollout.num_workers)]
 
 
-def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float | None = None) -> tuple[list, object]:
+# Learner calls that serve the weight-sync group (rendezvous, re-sending the last push to a
+# replacement engine) run in a thread of their own, so that healing a rollout worker never
+# queues behind a training step (asynchronous rollouts heal while the learner trains).
+SYNC_GROUP_CALLS = "sync"
+
+
+def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float | None = None,
+           options: dict | None = None) -> tuple[list, object]:
     """`lc.num_ranks` actors of `cls` packed into one placement group (returned with them, for
     the group to remove when it is killed); rank 0's node hosts the rendezvous. Each is built
     as `cls(*before, rank, world_size, host, port, *after)`."""
@@ -62,7 +69,7 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
         .options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
         .remote()
     )
-    remote = ray.remote(max_restarts=0)(cls)
+    remote = ray.remote(max_restarts=0, **(options or {}))(cls)
     return [
         remote.options(
             num_cpus=lc.num_cpus, num_gpus=lc.num_gpus,
@@ -79,8 +86,9 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int, wit
                   (model_path, cfg.learner, algorithm.loss, policy_loss_kwargs(cfg), algorithm.needs_reference,
                    cfg.model.dtype),
                   (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens, cfg.model.lora,
-                   old_policy(cfg), SamplingFilter(cfg.rollout.top_k, cfg.rollout.top_p)),
-                  cfg.run.timeout("start"))
+                   old_policy(cfg), SamplingFilter(cfg.rollout.top_k, cfg.rollout.top_p),
+                   cfg.rollout.max_staleness > 0),
+                  cfg.run.timeout("start"), {"concurrency_groups": {SYNC_GROUP_CALLS: 1}})
     return (handles, placement) if with_placement else handles
 
 
@@ -175,7 +183,13 @@ def rollout_pool(cfg: Config, model_path: str) -> RolloutPool:
 
 def learner_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> LearnerGroup:
     handles, placement = start_learners(cfg, model_path, total_optimizer_steps, with_placement=True)
-    return LearnerGroup(handles, [f"learner-{r}" for r in range(len(handles))], placement)
+    group = LearnerGroup(handles, [f"learner-{r}" for r in range(len(handles))], placement)
+    group.call_groups = {m: SYNC_GROUP_CALLS for m in LEARNER_SYNC_CALLS}
+    return group
+
+
+# What the sync-group thread of a learner rank runs (see SYNC_GROUP_CALLS).
+LEARNER_SYNC_CALLS = ("sync_endpoint", "init_sync_group", "last_push_plan", "rebroadcast_last")
 
 
 def critic_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> CriticGroup:

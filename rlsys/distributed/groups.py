@@ -13,6 +13,7 @@ class ActorGroup:
     def __init__(self, handles: list, names: list[str], placement=None) -> None:
         self.handles, self.names = list(handles), list(names)
         self.placement = placement  # the placement group the actors were packed into, if any
+        self.call_groups: dict[str, str] = {}  # method -> the actor's concurrency group that runs it
 
     def __len__(self) -> int:
         return len(self.handles)
@@ -35,6 +36,11 @@ class ActorGroup:
     def first(self, method: str, *args, what: str, timeout_s: float | None, **kwargs):
         """`method(*args, **kwargs)` on the first actor only (rank 0, engine 0, the reward worker)."""
         return wait_all([getattr(self.handles[0], method).remote(*args, **kwargs)], self.names[:1], what, timeout_s)[0]
+
+    def method(self, handle, name: str):
+        """`handle.name`, in the concurrency group this group's actors run it in (if any)."""
+        call = getattr(handle, name)
+        return call.options(concurrency_group=self.call_groups[name]) if name in self.call_groups else call
 
     def ray_restarts(self) -> int:
         """How often Ray restarted this group's actors (the GCS actor table; works without a dashboard)."""

@@ -31,6 +31,7 @@ class RolloutPool(ActorGroup):
         self.events: list[dict] = []  # not yet taken by the loop
         self.events_seen: list[dict] = []  # every restart and scale of this job
         self.learners = None
+        self.heal_from_last_push = False
         self.version = 0  # the weights every engine holds (0: the model as loaded)
 
     # ----- membership ---------------------------------------------------------------
@@ -39,9 +40,14 @@ class RolloutPool(ActorGroup):
         while died := dead(outcomes([h.ping.remote() for h in self.handles], self.names, what, self.start_timeout_s)):
             self._replace(died, what)
 
-    def attach(self, learners: ActorGroup, backend: str, sync: SyncConfig, dtype: str) -> None:
-        """Join the learner in a weight-sync group; from here on the pool keeps the group whole."""
+    def attach(self, learners: ActorGroup, backend: str, sync: SyncConfig, dtype: str,
+               heal_from_last_push: bool = False) -> None:
+        """Join the learner in a weight-sync group; from here on the pool keeps the group whole.
+        `heal_from_last_push` (asynchronous rollouts, where the learner may have trained past
+        the engines' version when a worker is replaced): a new worker gets the learner's last
+        push again, not its current weights."""
         self.learners, self.backend, self.sync_cfg, self.dtype = learners, backend, sync, dtype
+        self.heal_from_last_push = heal_from_last_push
         self.ready("starting vLLM engines")
         self.engine_keys = self.first("weight_keys", what="listing the engine's weights",
                                       timeout_s=self.start_timeout_s)
@@ -63,13 +69,15 @@ class RolloutPool(ActorGroup):
         (a new worker holds the model as loaded)."""
         self.regroup(what)
         if self.version:
-            self.push(self.version, what)
+            self.push(self.version, what, again=self.heal_from_last_push)
 
-    def push(self, version: int, what: str = "weight sync") -> dict:
-        """The learner's weights to every engine as `version`, verified there. A worker that
-        dies meanwhile is replaced and the sync is redone over a rebuilt group."""
+    def push(self, version: int, what: str = "weight sync", again: bool = False) -> dict:
+        """The learner's weights to every engine as `version`, verified there (`again`: the
+        learner's last push, sent once more). A worker that dies meanwhile is replaced and the
+        sync is redone over a rebuilt group."""
         while True:
-            stats, died = push_weights(self.learners, self, self.sync_cfg, self.dtype, version, self.engine_keys)
+            stats, died = push_weights(self.learners, self, self.sync_cfg, self.dtype, version, self.engine_keys,
+                                       again)
             if not died:
                 self.version = version
                 return stats

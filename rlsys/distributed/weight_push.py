@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from rlsys.config import SyncConfig
-from rlsys.distributed.calls import Died, RunError, dead, outcomes
+from rlsys.distributed.calls import Died, RunError, dead, outcomes, wait_all
 from rlsys.distributed.groups import ActorGroup
 from rlsys.transport.weight_sync import checksums_match, pick_probes
 
@@ -26,9 +26,11 @@ def init_weight_sync(learners: ActorGroup, engines: ActorGroup, backend: str, cf
     """One process group: learner rank 0 is rank 0 (and hosts the rendezvous), engine i is
     rank 1 + i. Every learner rank is called (only rank 0 joins). Returns the positions of
     engines that died meanwhile (the group is then unusable: build it again without them)."""
-    host, port = learners.first("sync_endpoint", what="sync endpoint", timeout_s=start_timeout_s)
+    host, port = wait_all([learners.method(learners.handles[0], "sync_endpoint").remote()], learners.names[:1],
+                          "sync endpoint", start_timeout_s)[0]
     world = 1 + len(engines)
-    refs = [lr.init_sync_group.remote(backend, host, port, world, cfg.timeout_s) for lr in learners.handles]
+    refs = [learners.method(lr, "init_sync_group").remote(backend, host, port, world, cfg.timeout_s)
+            for lr in learners.handles]
     refs += [e.init_sync_group.remote(backend, host, port, 1 + i, world, cfg.timeout_s)
              for i, e in enumerate(engines.handles)]
     results = outcomes(refs, learners.names + engines.names, "joining the weight-sync group", cfg.timeout_s + 30,
@@ -57,25 +59,38 @@ def engine_failures(learners: ActorGroup, engines: ActorGroup, results: list, wh
 
 
 def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dtype: str, version: int,
-                 engine_keys: list[str]) -> tuple[dict[str, float], list[int]]:
+                 engine_keys: list[str], again: bool = False) -> tuple[dict[str, float], list[int]]:
     """Broadcast the learner's weights as `version` to every engine and verify them there.
-    Returns the sync's statistics, or the positions of engines that died (or, unstaged, were
-    cut short) so that the caller replaces them and syncs again."""
-    plan = learners.first("weight_plan", cfg.bucket_mb, dtype, version, what="planning the weight sync",
-                          timeout_s=cfg.timeout_s)
-    plan["staged"] = cfg.staged
-    if "adapter" in plan:  # LoRA: the adapter's tensors are what the engines receive and hold
-        engine_keys = [m[0] for bucket in plan["buckets"] for m in bucket]
-    probes = pick_probes(engine_keys, version, cfg.probes)
-    plan["probes"] = sorted({part for key in probes for part in key.split("+")})
+    With `again`, learner rank 0 re-sends the buckets of its last push (which was `version`)
+    instead, beside whatever it is computing: the weights an engine that joined since must
+    hold, even when training has moved the learner's on. Returns the sync's statistics, or
+    the positions of engines that died (or, unstaged, were cut short) so that the caller
+    replaces them and syncs again."""
+    if again:
+        plan = wait_all([learners.method(learners.handles[0], "last_push_plan").remote()], learners.names[:1],
+                        "weight sync (the last push)", cfg.timeout_s)[0]
+        if plan is None or plan["version"] != version:
+            raise RunError(f"weight sync: learner-0 kept no push of version {version} to send again "
+                           f"(it kept {None if plan is None else plan['version']})")
+        send = [learners.method(learners.handles[0], "rebroadcast_last").remote()]
+        learners = ActorGroup(learners.handles[:1], learners.names[:1])  # rank 0 alone sends
+    else:
+        plan = learners.first("weight_plan", cfg.bucket_mb, dtype, version, what="planning the weight sync",
+                              timeout_s=cfg.timeout_s)
+        plan["staged"] = cfg.staged
+        if "adapter" in plan:  # LoRA: the adapter's tensors are what the engines receive and hold
+            engine_keys = [m[0] for bucket in plan["buckets"] for m in bucket]
+        probes = pick_probes(engine_keys, version, cfg.probes)
+        plan["probes"] = sorted({part for key in probes for part in key.split("+")})
+        plan["probe_keys"] = len(probes)
+        send = [lr.broadcast_weights.remote(plan) for lr in learners.handles]
     # An engine that is busy or hung is named here, before any rank enters the collective.
     lost = dead(outcomes([e.ping.remote() for e in engines.handles], engines.names, "weight sync: engines ready",
                          cfg.timeout_s))
     if lost:
         return {}, lost
     started = time.perf_counter()
-    refs = [lr.broadcast_weights.remote(plan) for lr in learners.handles]
-    refs += [e.receive_weights.remote(plan) for e in engines.handles]
+    refs = send + [e.receive_weights.remote(plan) for e in engines.handles]
     results = outcomes(refs, learners.names + engines.names, "weight sync", sync_timeout(cfg, len(plan["buckets"])),
                        tolerate_errors=True)
     lost = engine_failures(learners, engines, results, "weight sync", replace_failed=not cfg.staged)
@@ -85,7 +100,7 @@ def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dty
     sent = results[0].pop("probes")
     for name, report in zip(engines.names, results[len(learners):]):
         verify_engine(name, report, version, sent)
-    return {**results[0], "time/sync": seconds, "sync/version": float(version), "sync/probes": float(len(probes)),
+    return {**results[0], "time/sync": seconds, "sync/version": float(version), "sync/probes": float(plan["probe_keys"]),
             "sync/world_size": float(1 + len(engines))}, []
 
 

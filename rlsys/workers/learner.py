@@ -51,9 +51,12 @@ class Learner:
         lora: LoraSettings | None = None,
         old_policy: OldPolicy | None = None,
         keep: SamplingFilter | None = None,
+        keep_last_push: bool = False,
     ) -> None:
         """`keep`: the top-k / top-p filter the engines sample through (the learner's passes
-        measure the same distribution)."""
+        measure the same distribution). `keep_last_push` (asynchronous rollouts): rank 0 keeps
+        the buckets of its last weight push, to send exactly those weights to an engine that
+        replaces a dead one while training has already moved the weights on."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.cfg, self.rank, self.world_size = learner, rank, world_size
@@ -94,6 +97,8 @@ class Learner:
         else:
             raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, dpo")
         self.sync_group = None
+        self.keep_last_push = keep_last_push
+        self.last_push: tuple[dict, list[torch.Tensor], dict] | None = None  # (plan, buckets, probe checksums)
 
     def _reference(self) -> tuple[torch.nn.Module, AbstractContextManager]:
         """The reference policy and the context it runs in."""
@@ -202,6 +207,7 @@ class Learner:
         sent: dict[str, tuple[float, float]] = {}
         params = dict(self._named_params())
         started = time.perf_counter()
+        kept = []
         for bucket in plan.buckets:
             tensors = [params[m.name] for m in bucket]
             with self.engine.gathered(tensors):
@@ -209,9 +215,29 @@ class Learner:
                     flat = pack_bucket(tensors, bucket, self.device)
                     broadcast(self.sync_group, flat)
                     sent.update({n: tensor_checksum(t) for n, t in unpack_bucket(flat, bucket) if n in probes})
+                    if self.keep_last_push:
+                        kept.append(flat.cpu())
+        if self.rank == 0 and self.keep_last_push:
+            self.last_push = (wire_plan, kept, dict(sent))
         seconds = time.perf_counter() - started
         return {"sync/seconds": seconds, "sync/bytes": float(plan.total_bytes),
                 "sync/bytes_per_s": plan.total_bytes / max(seconds, 1e-9), "probes": sent}
+
+    def last_push_plan(self) -> dict | None:
+        """The plan of the last weight push rank 0 kept (None: none kept)."""
+        return self.last_push[0] if self.last_push else None
+
+    def rebroadcast_last(self) -> dict:
+        """The last push's buckets again, bit for bit, to a group an engine joined since (rank 0;
+        runs beside a training step, in the sync-group thread)."""
+        plan, buckets, sent = self.last_push
+        started = time.perf_counter()
+        for flat in buckets:
+            broadcast(self.sync_group, flat.to(self.device))
+        nbytes = float(sum(b.numel() for b in buckets))
+        seconds = time.perf_counter() - started
+        return {"sync/seconds": seconds, "sync/bytes": nbytes, "sync/bytes_per_s": nbytes / max(seconds, 1e-9),
+                "probes": sent}
 
     def raw_broadcast(self, nbytes: int) -> float:
         """One bare broadcast of `nbytes` from rank 0 (the benchmark's baseline)."""
