@@ -193,6 +193,11 @@ class TrackingConfig(Section):
     ray_metrics: bool = True
     tensorboard: bool = False
     wandb_project: str | None = None
+    dump_batches: bool = False
+    """Write every iteration's training batch to `batches/iter-NNNNNN.jsonl` in the run folder:
+    per sample its tokens, sequence reward, weight version, and the per-token sampling, old and
+    reference log-probs, values, advantages and returns the learner was given. For inspecting a
+    run or recomputing what the algorithm did; about 100 bytes per token."""
 
 
 class Config(Section):

@@ -21,6 +21,9 @@ from rlsys.workers.rollout import RolloutWorker
 from rlsys.workers.teacher import TeacherService
 
 
+PORT_ATTEMPTS = 3  # rendezvous ports tried before a learner or critic start gives up
+
+
 def _free_endpoint() -> tuple[str, int]:
     host = ray.util.get_node_ip_address()
     return host, free_port(host)
@@ -64,19 +67,33 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
         ray.util.remove_placement_group(group)
         raise RunError(f"{cls.__name__}: {lc.num_ranks} rank(s) of {bundle} could not be placed within {timeout_s:.0f}s; "
                        "the cluster lacks the CPUs/GPUs (see `ray status`): lower num_cpus/num_gpus or add nodes") from None
-    host, port = ray.get(
-        ray.remote(num_cpus=0)(_free_endpoint)
-        .options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
-        .remote()
-    )
     remote = ray.remote(max_restarts=0, **(options or {}))(cls)
-    return [
-        remote.options(
-            num_cpus=lc.num_cpus, num_gpus=lc.num_gpus,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
-        ).remote(*before, rank, lc.num_ranks, host, port, *after)
-        for rank in range(lc.num_ranks)
-    ], group
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        host, port = ray.get(
+            ray.remote(num_cpus=0)(_free_endpoint)
+            .options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
+            .remote()
+        )
+        handles = [
+            remote.options(
+                num_cpus=lc.num_cpus, num_gpus=lc.num_gpus,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank),
+            ).remote(*before, rank, lc.num_ranks, host, port, *after)
+            for rank in range(lc.num_ranks)
+        ]
+        try:
+            wait_all([h.__ray_ready__.remote() for h in handles], [f"{cls.__name__.lower()}-{r}" for r in
+                     range(len(handles))], f"starting the {cls.__name__.lower()}", timeout_s)
+            return handles, group
+        except RunError as exc:
+            for h in handles:
+                ray.kill(h)
+            # The port was free when picked and taken before rank 0 bound it: pick another.
+            if "Address already in use" not in str(exc) or attempt == PORT_ATTEMPTS:
+                ray.util.remove_placement_group(group)
+                raise
+            print(f"rlsys: {cls.__name__} rendezvous port {port} was taken meanwhile; trying another", flush=True)
+    raise AssertionError("unreachable")
 
 
 def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int, with_placement: bool = False):

@@ -7,7 +7,10 @@ ahead in a producer thread (rlsys.loops.rollout_ahead)."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rlsys.data.samplers import PromptSampler, request_seed
 from rlsys.observability.iteration_metrics import PhaseTimer, iteration_metrics, shown_samples
@@ -65,6 +68,8 @@ def learn(ctl, batch: Collected, it: int,
     # the algorithm turns the scored samples into training items (advantages, returns)
     scored_batch = ScoredBatch(batch.samples, batch.rewards, cfg.rollout.group_size, batch.teacher, old, ref, values)
     train_items, algo_metrics = algo.train_items(scored_batch)
+    if cfg.tracking.dump_batches:  # what the learner is given, for inspection (tracking.dump_batches)
+        dump_batch(Path(cfg.run.dir) / "batches" / f"iter-{it:06d}.jsonl", batch, train_items)
     if ctl.critics:  # clipped value-loss updates on every critic rank
         critic = ctl.critics.train(train_items, cfg.run.timeout("train"))
     if not ctl.policy_frozen(it):
@@ -77,3 +82,13 @@ def learn(ctl, batch: Collected, it: int,
                                 critic, stats, sync, staleness)
     shown = shown_samples(batch.items, batch.samples, batch.rewards, 2 * cfg.rollout.group_size, batch.indices)
     return metrics, shown
+
+
+def dump_batch(path: Path, batch: Collected, items: list) -> None:
+    """One JSON row per training item, with its sample's reward, version and prompt index."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for sample, reward, item in zip(batch.samples, batch.rewards, items):
+            row = {"prompt_index": sample.prompt_index, "weight_version": sample.weight_version, "reward": reward,
+                   **dataclasses.asdict(item)}
+            fh.write(json.dumps(row) + "\n")

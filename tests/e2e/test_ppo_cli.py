@@ -18,6 +18,7 @@ def _rows(run_dir):
 def test_ppo_with_a_reward_model_warms_the_critic_then_trains_both(tmp_path):
     run_dir = tmp_path / "run"
     out = rlsys("train", "configs/smoke.yaml", f"run.dir={run_dir}", "run.iterations=3", "tracking.console=false",
+                "tracking.dump_batches=true",
                 "algorithm={type: ppo, kl_in_reward: 0.05, lam: 0.95}", "critic.lr=1e-3", "critic.warmup_iterations=1",
                 "reward.terms=[{name: correctness}, {name: reward_model, weight: 0.5, "
                 "kwargs: {path: tiny-random-reward-model, batch_size: 8, num_cpus: 0.1}}]")
@@ -36,6 +37,8 @@ def test_ppo_with_a_reward_model_warms_the_critic_then_trains_both(tmp_path):
     for r in rows[1:]:
         assert r["train/optimizer_steps"] > 0 and r["train/approx_kl"] >= 0 and 0 <= r["train/clip_fraction"] <= 1
     assert rows[0]["ppo/explained_variance"] == pytest.approx(0.0, abs=1e-9)  # the new value head says 0
+    for r in rows:
+        _check_ppo_batch_by_hand(run_dir / "batches" / f"iter-{r['iteration']:06d}.jsonl", r, kl=0.05, lam=0.95)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["final_weight_version"] == 2
     from transformers import AutoModelForTokenClassification
@@ -43,6 +46,42 @@ def test_ppo_with_a_reward_model_warms_the_critic_then_trains_both(tmp_path):
     critic = AutoModelForTokenClassification.from_pretrained(summary["critic_dir"])
     assert critic.score.weight.abs().sum().item() > 0  # trained away from its zero start
     assert torch.isfinite(critic.score.weight).all()
+
+
+def _check_ppo_batch_by_hand(path, metrics: dict, kl: float, lam: float, gamma: float = 1.0) -> None:
+    """What the learner was given, recomputed from the logged batch with plain loops: token
+    rewards (the sequence reward on the last token, minus kl x (log pi_old - log pi_ref) on
+    every token), GAE as the explicit sum sum_l (gamma lam)^l delta_{t+l}, returns A + V,
+    advantages whitened over the batch's tokens, and the critic's explained variance."""
+    import math
+
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 16
+    raw, returns, values = [], [], []
+    for row in rows:
+        n, v = len(row["completion_ids"]), row["old_values"]
+        assert n > 0 and len(v) == len(row["old_logprobs"]) == len(row["ref_logprobs"]) == n
+        r = [-kl * (o - f) for o, f in zip(row["old_logprobs"], row["ref_logprobs"])]
+        r[-1] += row["reward"]
+        delta = [r[t] + gamma * (v[t + 1] if t + 1 < n else 0.0) - v[t] for t in range(n)]
+        adv = [sum((gamma * lam) ** l * delta[t + l] for l in range(n - t)) for t in range(n)]
+        ret = [a + b for a, b in zip(adv, v)]
+        assert row["returns"] == pytest.approx(ret, abs=1e-9)
+        raw += adv
+        returns += ret
+        values += v
+    mean = sum(raw) / len(raw)
+    std = math.sqrt(sum((a - mean) ** 2 for a in raw) / len(raw))
+    whitened = [(a - mean) / (std + 1e-8) for a in raw]
+    logged = [a for row in rows for a in row["token_advantages"]]
+    assert logged == pytest.approx(whitened, abs=1e-6)
+    assert metrics["ppo/advantage_mean"] == pytest.approx(mean, abs=1e-9)
+    g_mean = sum(returns) / len(returns)
+    var_g = sum((g - g_mean) ** 2 for g in returns) / len(returns)
+    d = [g - v for g, v in zip(returns, values)]
+    d_mean = sum(d) / len(d)
+    ev = 1 - (sum((x - d_mean) ** 2 for x in d) / len(d)) / var_g
+    assert metrics["ppo/explained_variance"] == pytest.approx(ev, abs=1e-9)
 
 
 def test_ppo_minillm_recipe_runs(tmp_path):

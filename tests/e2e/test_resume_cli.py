@@ -24,8 +24,8 @@ ARGS = ["configs/smoke.yaml", "run.iterations=6", "run.checkpoint_every=3", "run
         "run.resume_check_prompts=8", "tracking.console=false"]
 
 
-def _cmd(run_dir):
-    return [sys.executable, "-m", "rlsys", "train", *ARGS, f"run.dir={run_dir}"]
+def _cmd(run_dir, extra=()):
+    return [sys.executable, "-m", "rlsys", "train", *ARGS, *extra, f"run.dir={run_dir}"]
 
 
 def _rows(path):
@@ -52,12 +52,12 @@ def _damage(run_dir) -> str:
     return odd
 
 
-def _kill_after_checkpoint(run_dir, iteration: int) -> None:
+def _kill_after_checkpoint(run_dir, iteration: int, extra=()) -> None:
     """Start the run, SIGKILL its driver once checkpoint `iteration` is whole, and end what the
     driver leaves behind (its local Ray's processes)."""
     import psutil
 
-    proc = subprocess.Popen(_cmd(run_dir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(_cmd(run_dir, extra), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     state = run_dir / "checkpoints" / f"iter-{iteration:06d}" / "state.json"
     deadline = time.monotonic() + 600
@@ -150,3 +150,25 @@ def test_killed_run_resumes_exactly_where_a_straight_run_went(tmp_path):
     summary = json.loads((b / "summary.json").read_text())
     assert summary["resumed_from"].endswith("iter-000003") and summary["restarts"] == 0
     assert [p.rsplit("/", 1)[-1] for p in summary["checkpoints"]] == ["iter-000003", "iter-000006", "iter-000007"]
+
+
+def test_async_run_resumes_with_the_same_prompts_and_fresh_weights(tmp_path):
+    """The guarantee for asynchronous rollouts (k = 1), as the README states it: a killed run
+    resumed from its checkpoint trains on the same prompts in the same order as a straight run,
+    every iteration once, the weight versions without a gap; the batches that were drawn but
+    not trained are drawn again with the checkpoint's weights (staleness 0 for the first one),
+    so their samples are new ones, not the lost ones."""
+    args = ["rollout.max_staleness=1"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    out = subprocess.run(_cmd(a) + args, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    _kill_after_checkpoint(b, 3, args)
+    out = subprocess.run(_cmd(b) + args, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    order = lambda run: [(r["iteration"], r["data_index"]) for r in _rows(run / "data_order.jsonl")]  # noqa: E731
+    assert order(b) == order(a) and [it for it, _ in order(a)] == [1, 2, 3, 4, 5, 6]
+    ma, mb = _by_iteration(_rows(a / "metrics.jsonl")), _by_iteration(_rows(b / "metrics.jsonl"))
+    assert sorted(mb) == [1, 2, 3, 4, 5, 6]
+    assert [mb[i]["sync/version"] for i in range(1, 7)] == [float(i) for i in range(1, 7)]
+    assert mb[4]["rollout/staleness_max"] == 0.0  # drawn again after the resume, with its weights
+    assert max(ma[i]["rollout/staleness_max"] for i in range(2, 7)) == 1.0  # A did run ahead

@@ -65,3 +65,73 @@ def test_bf16_reference_equals_the_policy_before_any_update(local_ray, tiny_mode
         local_ray.kill(learner)
     assert policy == reference and len(policy[0]) == len(COMPLETIONS[0])
     assert stats["train/kl"] == 0.0
+
+
+@pytest.mark.parametrize("per_token", [False, True])
+def test_current_old_policy_equals_a_separate_learner_pass_for_one_step(local_ray, tiny_model_path, per_token):
+    """One optimiser step per batch: the ratio's denominator may be the training pass's own
+    log-probs (`current`, no extra pass) because they equal a separate pass before the update
+    (`learner`). Two learners from the same weights, one of each, trained on the same items
+    (sequence advantages as GRPO; per-token advantages as PPO's GAE gives) must end equal."""
+    def start(source: str):
+        cfg = _cfg(tiny_model_path).model_copy(deep=True)
+        cfg.algorithm.old_policy = source
+        return start_learners(cfg, tiny_model_path, total_optimizer_steps=4)[0]
+
+    current, learner = start("auto"), start("learner")
+    try:
+        items = _items(1.0)
+        if per_token:
+            for i, it in enumerate(items):
+                it.token_advantages = [((j + i) % 3 - 1) * 0.5 for j in range(len(it.completion_ids))]
+        stats = local_ray.get([current.train_on_batch.remote(items), learner.train_on_batch.remote(items)])
+        after = local_ray.get([current.logprobs.remote(items), learner.logprobs.remote(items)])
+    finally:
+        local_ray.kill(current)
+        local_ray.kill(learner)
+    for key in ("train/policy_loss", "train/grad_norm", "train/kl"):
+        assert stats[0][key] == pytest.approx(stats[1][key], rel=1e-5, abs=1e-7), key
+    assert stats[0]["train/ratio"] == pytest.approx(1.0, abs=1e-6) and stats[1]["train/ratio"] == pytest.approx(1.0, abs=1e-6)
+    for a, b in zip(*after):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert stats[0]["train/grad_norm"] > 1e-3  # a real step was taken
+
+
+def test_a_rendezvous_port_taken_before_rank_0_binds_it_is_replaced(local_ray, tiny_model_path, tmp_path,
+                                                                    monkeypatch):
+    """The learner's process-group port is picked free, then bound by rank 0 a moment later;
+    another process may take it in between. Here one does (the test listens on it): the start
+    must pick another port and go on, not stop the run."""
+    import socket
+    import sys
+
+    import cloudpickle
+
+    from rlsys.distributed import actors
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    calls = tmp_path / "calls"
+
+    def endpoint(busy=taken.getsockname()[1], calls=str(calls)):
+        import os
+
+        from rlsys.transport.ports import free_port
+
+        first = not os.path.exists(calls)
+        with open(calls, "a") as fh:
+            fh.write("x")
+        return ("127.0.0.1", busy) if first else ("127.0.0.1", free_port())
+
+    monkeypatch.setattr(actors, "_free_endpoint", endpoint)
+    try:
+        learner = start_learners(_cfg(tiny_model_path), tiny_model_path, total_optimizer_steps=4)[0]
+        try:
+            assert len(local_ray.get(learner.logprobs.remote(_items()))) == len(COMPLETIONS)
+        finally:
+            local_ray.kill(learner)
+    finally:
+        taken.close()
+    assert calls.read_text() == "xx"  # the taken port, then another
