@@ -100,7 +100,11 @@ def test_rollout_workers_and_their_engines_killed_at_random_moments(tmp_path):
                                          "ray.num_cpus=4"], iterations, plan, seed=1)
     _check(run_dir, iterations, {"rollout": 3})
     log = (tmp_path / "train.log").read_text()
-    assert log.count("its vLLM engine process(es)") == 2  # the watch, not a phase bound, ended them
+    # Each engine kill ended its actor at once: by the watch (an engine core: vLLM says nothing)
+    # or by vLLM's own EngineDeadError (a model runner: the engine core notices it), never by a
+    # phase bound.
+    assert log.count("its vLLM engine process(es)") + log.count("its vLLM engine died") == 2
+    assert "its vLLM engine process(es)" in log
     assert "did not answer within" not in log
 
 
