@@ -50,25 +50,30 @@ def checkpoint_dir(run_dir: Path, iteration: int) -> Path:
     return run_dir / "checkpoints" / f"{PREFIX}{iteration:06d}"
 
 
-def checkpoint_problem(path: Path) -> str | None:
-    """Why `path` cannot be resumed from, or None when it is whole."""
+def checked_state(path: Path) -> tuple[dict | None, str | None]:
+    """(state, None) for a whole checkpoint; (None, why it cannot be resumed from) otherwise."""
     if not path.is_dir() or path.name.endswith(".partial"):
-        return "not a finished checkpoint folder"
+        return None, "not a finished checkpoint folder"
     try:
         state = read_state(path)
     except FileNotFoundError:
-        return f"it has no {STATE}"
+        return None, f"it has no {STATE}"
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"its {STATE} does not read ({type(exc).__name__}: {exc})"
+        return None, f"its {STATE} does not read ({type(exc).__name__}: {exc})"
     if not isinstance(state, dict) or not {"iteration", "version", "sampler", "digests"} <= set(state):
-        return f"its {STATE} lacks the run's state (iteration, version, sampler, digests)"
+        return None, f"its {STATE} lacks the run's state (iteration, version, sampler, digests)"
     for name, size in state.get("files", {}).items():
         f = path / name
         if not f.is_file():
-            return f"{name} is missing"
+            return None, f"{name} is missing"
         if f.stat().st_size != size:
-            return f"{name} has {f.stat().st_size} bytes where {size} were written"
-    return None
+            return None, f"{name} has {f.stat().st_size} bytes where {size} were written"
+    return state, None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why `path` cannot be resumed from, or None when it is whole."""
+    return checked_state(path)[1]
 
 
 def is_whole(path: Path) -> bool:
@@ -91,8 +96,12 @@ def checkpoint_folders(run_dir: Path) -> list[Path]:
 
 def whole_checkpoints(run_dir: Path) -> list[Path]:
     """The run folder's whole checkpoints, oldest first (in the order they were written)."""
-    whole = [p for p in checkpoint_folders(run_dir) if is_whole(p)]
-    return sorted(whole, key=lambda p: (read_state(p).get("written", 0), iteration_of(p)))
+    whole = []
+    for p in checkpoint_folders(run_dir):
+        state, problem = checked_state(p)
+        if problem is None:
+            whole.append((state.get("written", 0), iteration_of(p), p))
+    return [p for *_, p in sorted(whole)]
 
 
 def read_state(path: Path) -> dict:

@@ -10,8 +10,8 @@ from rlsys.algorithms.registry import build_algorithm, old_policy, policy_loss_k
 from rlsys.config import Config, LearnerConfig
 from rlsys.distributed.calls import RunError, wait_all
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
-from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.distributed.rollout_pool import RolloutPool
+from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.transport.ports import free_port
 from rlsys.workers.critic import Critic
 from rlsys.workers.learner import Learner
@@ -52,6 +52,7 @@ def start_rollout_workers(cfg: Config, model_path: str) -> list:
 # replacement engine) run in a thread of their own, so that healing a rollout worker never
 # queues behind a training step (asynchronous rollouts heal while the learner trains).
 SYNC_GROUP_CALLS = "sync"
+LEARNER_SYNC_CALLS = ("sync_endpoint", "init_sync_group", "last_push_plan", "rebroadcast_last")
 
 
 def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float | None = None,
@@ -68,7 +69,9 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
         raise RunError(f"{cls.__name__}: {lc.num_ranks} rank(s) of {bundle} could not be placed within {timeout_s:.0f}s; "
                        "the cluster lacks the CPUs/GPUs (see `ray status`): lower num_cpus/num_gpus or add nodes") from None
     remote = ray.remote(max_restarts=0, **(options or {}))(cls)
-    for attempt in range(1, PORT_ATTEMPTS + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         host, port = ray.get(
             ray.remote(num_cpus=0)(_free_endpoint)
             .options(scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
@@ -93,7 +96,6 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
                 ray.util.remove_placement_group(group)
                 raise
             print(f"rlsys: {cls.__name__} rendezvous port {port} was taken meanwhile; trying another", flush=True)
-    raise AssertionError("unreachable")
 
 
 def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int, with_placement: bool = False):
@@ -203,10 +205,6 @@ def learner_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> L
     group = LearnerGroup(handles, [f"learner-{r}" for r in range(len(handles))], placement)
     group.call_groups = {m: SYNC_GROUP_CALLS for m in LEARNER_SYNC_CALLS}
     return group
-
-
-# What the sync-group thread of a learner rank runs (see SYNC_GROUP_CALLS).
-LEARNER_SYNC_CALLS = ("sync_endpoint", "init_sync_group", "last_push_plan", "rebroadcast_last")
 
 
 def critic_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> CriticGroup:

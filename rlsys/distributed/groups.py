@@ -20,12 +20,12 @@ class ActorGroup:
 
     def call(self, method: str, *args, what: str, timeout_s: float | None) -> list:
         """`method(*args)` on every actor; their results in order."""
-        refs = [getattr(h, method).remote(*args) for h in self.handles]
+        refs = [self.method(h, method).remote(*args) for h in self.handles]
         return wait_all(refs, self.names, what, timeout_s)
 
     def call_each(self, method: str, args: list[tuple], what: str, timeout_s: float | None) -> list:
         """`method(*args[i])` on actor i."""
-        refs = [getattr(h, method).remote(*a) for h, a in zip(self.handles, args, strict=True)]
+        refs = [self.method(h, method).remote(*a) for h, a in zip(self.handles, args, strict=True)]
         return wait_all(refs, self.names, what, timeout_s)
 
     def sharded(self, method: str, items: list, *args, what: str, timeout_s: float | None) -> list:
@@ -35,7 +35,8 @@ class ActorGroup:
 
     def first(self, method: str, *args, what: str, timeout_s: float | None, **kwargs):
         """`method(*args, **kwargs)` on the first actor only (rank 0, engine 0, the reward worker)."""
-        return wait_all([getattr(self.handles[0], method).remote(*args, **kwargs)], self.names[:1], what, timeout_s)[0]
+        return wait_all([self.method(self.handles[0], method).remote(*args, **kwargs)], self.names[:1], what,
+                        timeout_s)[0]
 
     def method(self, handle, name: str):
         """`handle.name`, in the concurrency group this group's actors run it in (if any)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from rlsys.config import SyncConfig
-from rlsys.distributed.calls import Died, RunError, dead, outcomes, wait_all
+from rlsys.distributed.calls import Died, RunError, dead, outcomes
 from rlsys.distributed.groups import ActorGroup
 from rlsys.transport.weight_sync import checksums_match, pick_probes
 
@@ -26,8 +26,7 @@ def init_weight_sync(learners: ActorGroup, engines: ActorGroup, backend: str, cf
     """One process group: learner rank 0 is rank 0 (and hosts the rendezvous), engine i is
     rank 1 + i. Every learner rank is called (only rank 0 joins). Returns the positions of
     engines that died meanwhile (the group is then unusable: build it again without them)."""
-    host, port = wait_all([learners.method(learners.handles[0], "sync_endpoint").remote()], learners.names[:1],
-                          "sync endpoint", start_timeout_s)[0]
+    host, port = learners.first("sync_endpoint", what="sync endpoint", timeout_s=start_timeout_s)
     world = 1 + len(engines)
     refs = [learners.method(lr, "init_sync_group").remote(backend, host, port, world, cfg.timeout_s)
             for lr in learners.handles]
@@ -67,8 +66,7 @@ def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dty
     the positions of engines that died (or, unstaged, were cut short) so that the caller
     replaces them and syncs again."""
     if again:
-        plan = wait_all([learners.method(learners.handles[0], "last_push_plan").remote()], learners.names[:1],
-                        "weight sync (the last push)", cfg.timeout_s)[0]
+        plan = learners.first("last_push_plan", what="weight sync (the last push)", timeout_s=cfg.timeout_s)
         if plan is None or plan["version"] != version:
             raise RunError(f"weight sync: learner-0 kept no push of version {version} to send again "
                            f"(it kept {None if plan is None else plan['version']})")

@@ -6,9 +6,9 @@ ahead in a producer thread (rlsys.loops.rollout_ahead)."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 import dataclasses
 import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 

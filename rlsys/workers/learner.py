@@ -97,6 +97,7 @@ class Learner:
         else:
             raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, dpo")
         self.sync_group = None
+        self.rendezvous = None  # the store `sync_endpoint` opened for the next group
         self.keep_last_push = keep_last_push
         self.last_push: tuple[dict, list[torch.Tensor], dict] | None = None  # (plan, buckets, probe checksums)
 
@@ -193,8 +194,7 @@ class Learner:
         if self.rank == 0:
             close_group(self.sync_group)
             self.sync_group = None
-            store = getattr(self, "rendezvous", None)
-            store = store if store is not None and store.port == port else None
+            store = self.rendezvous if self.rendezvous is not None and self.rendezvous.port == port else None
             self.sync_group = create_group(backend, host, port, 0, world_size, timeout_s, store)
             self.rendezvous = None
 
