@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # rlsys set-up and entry points. Creates .venv on first use.
-#   ./run.sh demo     GRPO on SmolLM2-135M-Instruct (embedded default), configs/demo_grpo.yaml
+#   ./run.sh demo     GRPO on SmolLM2-135M-Instruct (embedded default), configs/demo/grpo.yaml
 #   ./run.sh test     the whole test suite (unit, Ray, end-to-end)
 #   ./run.sh <args>   anything else goes to the rlsys CLI, e.g. ./run.sh bench
 set -euo pipefail
@@ -21,7 +21,7 @@ if [ ! -x .venv/bin/rlsys ]; then
 fi
 
 case "${1:-demo}" in
-  demo) shift || true; exec .venv/bin/rlsys train configs/demo_grpo.yaml "$@" ;;
+  demo) shift || true; exec .venv/bin/rlsys train configs/demo/grpo.yaml "$@" ;;
   test) shift; exec .venv/bin/python -m pytest -q -ra "$@" ;;
   *) exec .venv/bin/rlsys "$@" ;;
 esac

@@ -4,42 +4,20 @@ reward functions and dictionaries, tokenizer compatibility, and the run folder."
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlsys.config import Config
-from rlsys.data.sources import DataError, load_train_eval
+from rlsys.data.sources import load_train_eval
+from rlsys.errors import DataError
 from rlsys.data.templates import prompt_token_ids, render_prompt
-from rlsys.distributed.calls import RunError
+from rlsys.errors import RunError
 from rlsys.models.catalog import resolve_model
 from rlsys.rewards.registry import RewardSet
 from rlsys.data.pair_encoding import PairEncoder
-from rlsys.data.preferences import PreferencePair, ValidationReport, load_preferences
-from rlsys.types import PairItem, PromptItem
+from rlsys.data.preferences import load_preferences
+from rlsys.data.prepared import PreferenceSet, Prepared
+from rlsys.records import PromptItem
 
-
-@dataclass
-class Prepared:
-    model_path: str
-    train: list[PromptItem]
-    evaluation: list[PromptItem]
-    teacher_path: str | None = None
-    teacher_same_vocab: bool = False
-    """Teacher and student share a vocabulary: score student token ids, not re-tokenized text."""
-    critic_path: str | None = None
-    """The critic's starting point (PPO): `critic.path`, else the policy's model."""
-    pairs: PreferenceSet | None = None
-    """Validated, encoded preference pairs (offline DPO)."""
-    suite_tasks: list = field(default_factory=list)
-    """The tasks of `eval.suite`, their data read and checked."""
-
-
-@dataclass
-class PreferenceSet:
-    train: list[PairItem]
-    heldout: list[PairItem]
-    heldout_rows: list[PreferencePair]
-    report: ValidationReport
 
 
 def prepare_run_dir(cfg: Config, keep: bool = False) -> Path:
@@ -84,15 +62,7 @@ def prepare(cfg: Config, with_pairs: bool = True) -> Prepared:
         if cfg.reward.combiner == "minillm":
             check_same_vocabulary(tok, teacher_tok, model_path, teacher_path)
 
-    def items(tasks) -> list[PromptItem]:
-        out = []
-        for t in tasks:
-            text = render_prompt(tok, t.question, cfg.data.template, cfg.data.system_prompt)
-            ids = prompt_token_ids(tok, text)
-            out.append(PromptItem(text, ids, t.question, t.answer, t.metadata))
-        return out
-
-    train, evaluation = items(train_tasks), items(eval_tasks)
+    train, evaluation = render_items(cfg, tok, train_tasks), render_items(cfg, tok, eval_tasks)
     check_prompt_lengths(cfg, train, "training")
     check_prompt_lengths(cfg, evaluation, "held-out")
     offline_dpo = cfg.algorithm.type == "dpo" and not cfg.algorithm.online
@@ -102,13 +72,32 @@ def prepare(cfg: Config, with_pairs: bool = True) -> Prepared:
         from rlsys.eval.suite import load_suite
         from rlsys.eval.tasks import build_task
 
-        from rlsys.eval.run_tasks import prompt_items
+        from rlsys.eval.engine_tasks import prompt_items
 
         suite_tasks = [build_task(spec, cfg.eval.suite_limit) for spec in load_suite(cfg.eval.suite).tasks]
         for task in suite_tasks:  # a prompt too long for the engines fails here, not at the first evaluation
             if task.kind != "perplexity":
                 prompt_items(task, tok, cfg.model.max_model_len)
     return Prepared(model_path, train, evaluation, teacher_path, same_vocab, critic_path, pairs, suite_tasks)
+
+
+def render_items(cfg: Config, tok, tasks) -> list[PromptItem]:
+    """Each task's prompt as the student sees it (`data.template`, `data.system_prompt`), tokenized."""
+    out = []
+    for t in tasks:
+        text = render_prompt(tok, t.question, cfg.data.template, cfg.data.system_prompt)
+        out.append(PromptItem(text, prompt_token_ids(tok, text), t.question, t.answer, t.metadata))
+    return out
+
+
+def training_prompts(cfg: Config) -> tuple[str, list[PromptItem]]:
+    """The student's model folder and its training prompts: all `rlsys plan` needs of the data
+    (no reward, teacher, critic or evaluation-suite checks)."""
+    from transformers import AutoTokenizer
+
+    model_path = resolve_model(cfg.model.path)
+    train_tasks, _ = load_train_eval(cfg.data, cfg.run.seed)
+    return model_path, render_items(cfg, AutoTokenizer.from_pretrained(model_path), train_tasks)
 
 
 def prepare_pairs(cfg: Config, tok) -> PreferenceSet:
@@ -144,13 +133,11 @@ def check_critic_model(path: str) -> None:
 
 def check_reward_model_term(kwargs: dict) -> None:
     """A `reward_model` term names a sequence classifier with a pad token, and only known settings."""
-    import inspect
-
-    from rlsys.workers.reward_model import RewardModelScorer, check_reward_model
+    from rlsys.models.reward_model_check import PLACEMENT_SETTINGS, REWARD_MODEL_SETTINGS, check_reward_model
 
     if "path" not in kwargs:
         raise RunError("reward term reward_model needs kwargs.path: a sequence-classification checkpoint")
-    known = set(inspect.signature(RewardModelScorer.__init__).parameters) - {"self"} | {"num_cpus", "num_gpus"}
+    known = set(REWARD_MODEL_SETTINGS) | set(PLACEMENT_SETTINGS)
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise RunError(f"reward term reward_model: unknown kwargs {unknown}; known: {', '.join(sorted(known))}")

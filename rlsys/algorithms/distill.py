@@ -1,34 +1,26 @@
-"""Distillation rewards and reward combiners: pure functions on per-token log-probs.
+"""Distillation rewards: pure functions on per-token log-probs.
 
 The teacher scores a student's sample; these turn its per-token log-probs (and the
 student's own) into rewards:
 
-- `teacher_loglik`: the sequence reward sum_t log p_T(y_t) or its per-token mean;
 - `reverse_kl_token_rewards`: MiniLLM's per-token reward log p_T(y_t) - log p_S(y_t), whose
   expectation under the student is minus the reverse KL(S || T) at that step;
 - `token_returns`: the discounted return-to-go of per-token rewards (gamma 0: each token's
   own reward, as in on-policy distillation; gamma 1: MiniLLM's long-term return);
-- combiners over named reward parts: `linear`, `squash` (normalise then tanh) and
-  `minillm_token_advantages` (a sequence advantage plus the whitened per-token return).
+- `minillm_token_advantages`: a sequence advantage plus the whitened per-token return.
+
+The sequence rewards and the combiners of named reward parts are in `rlsys.rewards`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 
 from rlsys.algorithms.advantages import standardize
 
 
-def teacher_loglik(token_logprobs: Sequence[float], normalize: Literal["sum", "mean"] = "mean") -> float:
-    """Teacher log-likelihood of one completion; an empty completion scores 0 by either rule."""
-    total = float(sum(token_logprobs))
-    if normalize == "sum":
-        return total
-    return total / len(token_logprobs) if token_logprobs else 0.0
 
 
 def reverse_kl_token_rewards(teacher_logprobs: Sequence[float], student_logprobs: Sequence[float]) -> list[float]:
@@ -67,27 +59,8 @@ def token_returns(rewards: Sequence[float], gamma: float = 0.0, length_normalize
     return out
 
 
-def linear(parts: dict[str, Sequence[float]], weights: dict[str, float]) -> list[float]:
-    """sum_i w_i * reward_i, per sample."""
-    n = len(next(iter(parts.values()))) if parts else 0
-    total = [0.0] * n
-    for name, values in parts.items():
-        w = weights.get(name, 0.0)
-        total = [a + w * float(v) for a, v in zip(total, values)]
-    return total
 
 
-def squash(parts: dict[str, Sequence[float]], weights: dict[str, float], temperature: float = 1.0) -> list[float]:
-    """tanh(sum_i w_i * z_i / temperature), z_i each reward standardised over the batch.
-
-    Rewards on different scales (a teacher log-likelihood of -40 next to a 0/1 correctness)
-    then weigh as configured, and the tanh bounds how much one outlier counts.
-    """
-    normalised = {
-        name: standardize(_f64(values), unbiased=False, eps=0.0).tolist()
-        for name, values in parts.items()
-    }
-    return [math.tanh(v / temperature) for v in linear(normalised, weights)]
 
 
 def _f64(values: Sequence[float]) -> torch.Tensor:

@@ -8,14 +8,14 @@ import torch
 
 from rlsys.algorithms.advantages import grpo_advantages
 from rlsys.algorithms.distill import minillm_token_advantages, truncated_token_rewards
-from rlsys.config import GRPOConfig, RewardConfig
-from rlsys.types import ScoredBatch, TrainItem
+from rlsys.algorithms.settings import GRPOSettings, RewardSettings
+from rlsys.records import ScoredBatch, TrainItem
 
 
 class GRPO:
     loss = "ppo_clip"
 
-    def __init__(self, cfg: GRPOConfig, reward: RewardConfig) -> None:
+    def __init__(self, cfg: GRPOSettings, reward: RewardSettings) -> None:
         self.cfg, self.reward = cfg, reward
 
     @property

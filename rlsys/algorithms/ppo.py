@@ -11,15 +11,15 @@ from rlsys.algorithms.distill import truncated_token_rewards
 from rlsys.algorithms.padding import pad_rows
 from rlsys.algorithms.gae import gae, kl_penalized_rewards, rewards_at_last_token, whiten_tokens
 from rlsys.algorithms.value import explained_variance
-from rlsys.config import PPOConfig, RewardConfig
-from rlsys.types import ScoredBatch, TrainItem
+from rlsys.algorithms.settings import PPOSettings, RewardSettings
+from rlsys.records import ScoredBatch, TrainItem
 
 
 class PPO:
     loss = "ppo_clip"
     needs_critic = True
 
-    def __init__(self, cfg: PPOConfig, reward: RewardConfig) -> None:
+    def __init__(self, cfg: PPOSettings, reward: RewardSettings) -> None:
         self.cfg, self.reward = cfg, reward
 
     @property

@@ -9,8 +9,8 @@ from rlsys.algorithms.dpo import DPO
 from rlsys.algorithms.grpo import GRPO
 from rlsys.algorithms.ppo import PPO
 from rlsys.algorithms.tis import OldPolicy
-from rlsys.config import Config
-from rlsys.types import ScoredBatch, TrainItem
+from rlsys.algorithms.settings import RunSettings
+from rlsys.records import ScoredBatch, TrainItem
 
 
 class Algorithm(Protocol):
@@ -27,7 +27,7 @@ class Algorithm(Protocol):
 ALGORITHMS = {"grpo": GRPO, "ppo": PPO, "dpo": DPO}
 
 
-def policy_loss_kwargs(cfg: Config) -> dict:
+def policy_loss_kwargs(cfg: RunSettings) -> dict:
     """The policy loss's settings from the algorithm's config."""
     a = cfg.algorithm
     if a.type == "dpo":
@@ -36,12 +36,12 @@ def policy_loss_kwargs(cfg: Config) -> dict:
             "loss_agg": a.loss_agg}
 
 
-def one_step_per_batch(cfg: Config) -> bool:
+def one_step_per_batch(cfg: RunSettings) -> bool:
     """Whether the learner takes exactly one optimiser step per rollout batch."""
     return cfg.learner.epochs == 1 and cfg.learner.mini_batch_size == cfg.batch_size
 
 
-def old_policy_source(cfg: Config) -> str:
+def old_policy_source(cfg: RunSettings) -> str:
     """Where the PPO ratio's denominator comes from: `current` (the training pass's own
     log-probs, exact when there is one optimiser step per batch: no separate pass), `learner`
     (a pass before the updates) or `sampler` (vLLM's sampling log-probs)."""
@@ -54,7 +54,7 @@ def old_policy_source(cfg: Config) -> str:
     return "learner"
 
 
-def old_policy(cfg: Config) -> OldPolicy | None:
+def old_policy(cfg: RunSettings) -> OldPolicy | None:
     """The ratio's denominator and the truncated-importance-sampling cap in force (2 by default
     when rollouts run ahead of the learner; no correction against the sampler itself); None
     for preference optimisation, which has no ratio to a sampling policy."""
@@ -66,5 +66,5 @@ def old_policy(cfg: Config) -> OldPolicy | None:
     return OldPolicy(source, None if source == "sampler" else cap)
 
 
-def build_algorithm(cfg: Config) -> Algorithm:
+def build_algorithm(cfg: RunSettings) -> Algorithm:
     return ALGORITHMS[cfg.algorithm.type](cfg.algorithm, cfg.reward)

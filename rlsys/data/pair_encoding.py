@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rlsys.data.preferences import PreferencePair
 from rlsys.data.templates import prompt_token_ids, render_messages
-from rlsys.types import PairItem
+from rlsys.records import PairItem
 
 
 class PairEncoder:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rlsys.config import DataConfig, PreferenceDataConfig
 from rlsys.data.scripts import script_share
-from rlsys.data.sources import DataError
+from rlsys.errors import DataError
 
 FIELDS = ("prompt", "chosen", "rejected")
 # The checks in the order they run; a dropped row counts under the first it fails.

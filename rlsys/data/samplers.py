@@ -44,3 +44,11 @@ class PromptSampler:
         self.seed, self.size = state["seed"], state["size"]
         self.epoch, self.position = state["epoch"], state["position"]
         self._order = self._shuffle(self.epoch)
+
+def group_temperatures(group_size: int, temperature: float, temperature_range: tuple[float, float] | None) -> list[float]:
+    """One temperature per sample of a group: constant, or spread linearly over a range."""
+    if temperature_range is None or group_size == 1:
+        return [temperature] * group_size
+    low, high = temperature_range
+    step = (high - low) / (group_size - 1)
+    return [low + i * step for i in range(group_size)]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from rlsys.data.sources import DataError, Task
+from rlsys.data.sources import Task
+from rlsys.errors import DataError
 
 _TERM = re.compile(r"\s*([+-])\s*(-?\d+)")
 

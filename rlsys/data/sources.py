@@ -12,10 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsys.config import DataConfig
-
-
-class DataError(ValueError):
-    pass
+from rlsys.errors import DataError
 
 
 @dataclass

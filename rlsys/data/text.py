@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from rlsys.data.sources import DataError, read_jsonl, read_text_lines
+from rlsys.data.sources import read_jsonl, read_text_lines
+from rlsys.errors import DataError
 
 
 def resolve_text_path(source: str) -> Path:

@@ -8,7 +8,8 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rlsys.algorithms.registry import build_algorithm, old_policy, policy_loss_kwargs
 from rlsys.config import Config, LearnerConfig
-from rlsys.distributed.calls import RunError, wait_all
+from rlsys.distributed.calls import wait_all
+from rlsys.errors import RunError
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
 from rlsys.distributed.rollout_pool import RolloutPool
 from rlsys.models.sampling_filter import SamplingFilter
@@ -214,27 +215,3 @@ def critic_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> Cr
 
 def teacher_pool(cfg: Config, model_path: str) -> TeacherPool:
     return TeacherPool(start_teachers(cfg, model_path), teacher_names(cfg))
-
-
-def eval_rollout_pool(model, workers: int, dtype: str, max_model_len: int, num_gpus: float,
-                      timeout_s: float) -> RolloutPool:
-    """vLLM workers for `rlsys eval` of `model` (an `EvalModel`; its adapter on every request)."""
-    import json
-    from pathlib import Path
-
-    rank = json.loads((Path(model.adapter) / "adapter_config.json").read_text())["r"] if model.adapter else None
-
-    def start(slot: int):
-        remote = ray.remote(num_cpus=0.5, num_gpus=num_gpus, max_restarts=0)(RolloutWorker)
-        return remote.remote(model.path, dtype=dtype, max_model_len=max_model_len, seed=slot, name=f"rollout-{slot}",
-                             lora_rank=rank, adapter_path=model.adapter)
-
-    return RolloutPool(start, workers, 1, timeout_s)
-
-
-def start_document_scorer(model, dtype: str, num_gpus: float):
-    """The HF scorer of `rlsys eval`'s perplexity tasks, as an actor."""
-    from rlsys.eval.scorers import DocumentScorer
-
-    return ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0)(DocumentScorer).remote(
-        model.path, model.adapter, dtype)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-
-
-class RunError(RuntimeError):
-    """A run stopped: which actor, doing what, and why."""
+from rlsys.errors import RunError
 
 
 def _as_ready(refs: list, names: list[str], what: str, timeout_s: float | None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from rlsys.config import RayConfig
-from rlsys.distributed.calls import RunError
+from rlsys.errors import RunError
 
 # Environment every actor gets: quiet vLLM, no tokenizer thread fights on 2 cores.
 ACTOR_ENV = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rlsys.distributed.calls import wait_all
 from rlsys.observability.rank_stats import merge_rank_stats
-from rlsys.types import PairItem, TrainItem
+from rlsys.records import PairItem, TrainItem
 
 
 class ActorGroup:

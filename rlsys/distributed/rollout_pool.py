@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 
 from rlsys.config import SyncConfig
-from rlsys.distributed.calls import Died, RunError, dead, outcomes
+from rlsys.distributed.calls import Died, dead, outcomes
+from rlsys.errors import RunError
 from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import init_weight_sync, push_weights
-from rlsys.types import PromptItem, Sample
+from rlsys.records import PromptItem, Sample
 
 
 class RolloutPool(ActorGroup):

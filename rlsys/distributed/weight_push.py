@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 from rlsys.config import SyncConfig
-from rlsys.distributed.calls import Died, RunError, dead, outcomes
+from rlsys.distributed.calls import Died, dead, outcomes
+from rlsys.errors import RunError
 from rlsys.distributed.groups import ActorGroup
 from rlsys.transport.weight_sync import checksums_match, pick_probes
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from rlsys.models.catalog import BUILTIN, ModelNotFoundError, resolve_model
+from rlsys.models.catalog import BUILTIN, resolve_model
+from rlsys.errors import ModelNotFoundError
 
 WHAT = ("give a built-in name (" + ", ".join(BUILTIN) + "), an HF model folder (with config.json), a run folder "
         "(with model/ or adapter/), a PEFT adapter folder (with adapter_config.json), or ADAPTER@BASE")

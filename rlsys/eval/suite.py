@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from rlsys.config import ConfigError
-from rlsys.config_distill import Section
+from rlsys.errors import ConfigError
+from rlsys.config import Section
 from rlsys.data.scripts import SCRIPTS
 
 KINDS = ("accuracy", "qa", "generation", "language", "perplexity")

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rlsys.checkpoints import CheckpointStore, read_state, whole_checkpoints
+from rlsys.training.checkpoint_store import CheckpointStore, read_state, whole_checkpoints
 from rlsys.config import dump_config
 from rlsys.data.samplers import PromptSampler
+from rlsys.loops.context import RunContext
 from rlsys.observability.jsonl_logs import keep_log_lines
 
 # Per-iteration logs of the run folder: a resumed run cuts them back to its checkpoint.
@@ -24,28 +25,28 @@ def truncate_log(path: Path, last_iteration: int) -> None:
 
 
 class RunCheckpoints:
-    def __init__(self, ctl, run_dir: Path, sampler: PromptSampler) -> None:
-        cfg = ctl.cfg
-        self.ctl, self.run_dir, self.sampler = ctl, run_dir, sampler
+    def __init__(self, ctx: RunContext, sampler: PromptSampler) -> None:
+        cfg = ctx.cfg
+        self.ctx, self.run_dir, self.sampler = ctx, ctx.run_dir, sampler
         self.every = cfg.run.checkpoint_every
-        self.store = CheckpointStore(run_dir, cfg.run.keep_checkpoints, cfg.run.best_by, cfg.run.best_mode) \
+        self.store = CheckpointStore(ctx.run_dir, cfg.run.keep_checkpoints, cfg.run.best_by, cfg.run.best_mode) \
             if self.every else None
-        self.resumed_from = getattr(ctl, "resume_from", None)
+        self.resumed_from = ctx.resume_from
         self.state: dict = {}
 
     def restore(self) -> int:
         """Load the checkpoint this run continues from (if any); the first iteration to run."""
         if self.resumed_from is None:
             return 1
-        point, ctl = self.resumed_from, self.ctl
+        point, roles = self.resumed_from, self.ctx.roles
         self.state = read_state(point)
-        ctl.load_checkpoint(point, self.state["digests"])
+        roles.load_checkpoint(point, self.state["digests"])
         self.sampler.load_state_dict(self.state["sampler"])
-        ctl.version = self.state["version"]
-        ctl.sync(version=self.state["version"])  # every engine holds the checkpoint's weights before sampling
+        roles.version = self.state["version"]
+        roles.sync(version=self.state["version"])  # every engine holds the checkpoint's weights before sampling
         for name in ITERATION_LOGS:
             truncate_log(self.run_dir / name, self.state["iteration"])
-        print(f"rlsys: resumed from {point} (iteration {self.state['iteration']}, weights version {ctl.version})",
+        print(f"rlsys: resumed from {point} (iteration {self.state['iteration']}, weights version {roles.version})",
               flush=True)
         return self.state["iteration"] + 1
 
@@ -56,16 +57,16 @@ class RunCheckpoints:
              tracker_ids: dict, sampler_state: dict | None = None) -> Path:
         """`sampler_state`: where the next untrained batch is drawn from (the sampler itself
         may be ahead of the learner with asynchronous rollouts)."""
-        ctl, started = self.ctl, time.perf_counter()
+        roles, started = self.ctx.roles, time.perf_counter()
         tmp = self.store.begin(it)
         state = {
-            "iteration": it, "version": ctl.version, "sampler": sampler_state or self.sampler.state_dict(),
+            "iteration": it, "version": roles.version, "sampler": sampler_state or self.sampler.state_dict(),
             "eval": evaluation, "eval_before": eval_before, "restarts": restarts, "trackers": tracker_ids,
-            "digests": ctl.save_checkpoint(tmp),
+            "digests": roles.save_checkpoint(tmp),
             "resumed_from": str(self.resumed_from) if self.resumed_from else None,
-            "schedule_steps": ctl.schedule,
+            "schedule_steps": self.ctx.schedule,
         }
-        path = self.store.commit(tmp, state, dump_config(ctl.cfg))
+        path = self.store.commit(tmp, state, dump_config(self.ctx.cfg))
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
         print(f"rlsys: checkpoint {path.name}: {size / 2**20:.1f} MiB in {time.perf_counter() - started:.1f} s",
               flush=True)

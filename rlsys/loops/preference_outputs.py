@@ -8,27 +8,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rlsys.types import PromptItem
+from rlsys.loops.context import RunContext
+from rlsys.records import PromptItem
 
 SHOWN = 16  # held-out prompts answered in sample_generations.jsonl
 
 
-def generation_prompts(ctl) -> list[PromptItem]:
+def generation_prompts(ctx: RunContext) -> list[PromptItem]:
     """Held-out pairs' prompts (offline), or held-out tasks (online)."""
-    pairs = ctl.data.pairs
+    pairs = ctx.data.pairs
     if pairs is None:
-        return ctl.data.evaluation[:SHOWN]
+        return ctx.data.evaluation[:SHOWN]
     return [PromptItem(row.prompt_text(), item.prompt_ids, row.prompt_text(), "", {"chosen": row.chosen,
                                                                                     "rejected": row.rejected})
             for row, item in zip(pairs.heldout_rows[:SHOWN], pairs.heldout[:SHOWN])]
 
 
-def answer_prompts(ctl, prompts: list[PromptItem]) -> list[str]:
+def answer_prompts(ctx: RunContext, prompts: list[PromptItem]) -> list[str]:
     """Greedy answers of the engines' current weights (the adapter, under LoRA)."""
     if not prompts:
         return []
-    max_tokens = ctl.cfg.eval.max_new_tokens or ctl.cfg.rollout.max_new_tokens
-    return [s.text for s in ctl.generate(prompts, [0.0], max_tokens, "eval")]
+    max_tokens = ctx.cfg.eval.max_new_tokens or ctx.cfg.rollout.max_new_tokens
+    return [s.text for s in ctx.roles.generate(prompts, [0.0], max_tokens, "eval")]
 
 
 def write_generations(path: Path, prompts: list[PromptItem], base: list[str], tuned: list[str]) -> None:
@@ -47,9 +48,9 @@ def loss_curve(losses: list[float]) -> dict[str, float]:
     return {"first": losses[0], "last": losses[-1], "min": min(losses), "mean_last_10pct": sum(tail) / len(tail)}
 
 
-def write_training_stats(path: Path, ctl, summary: dict, losses: list[float]) -> None:
-    cfg, pairs = ctl.cfg, ctl.data.pairs
-    counts = ctl.learners.first("parameter_counts", what="parameter counts", timeout_s=cfg.run.timeout("save"))
+def write_training_stats(path: Path, ctx: RunContext, summary: dict, losses: list[float]) -> None:
+    cfg, pairs = ctx.cfg, ctx.data.pairs
+    counts = ctx.roles.parameter_counts()
     stats = {
         "algorithm": cfg.algorithm.model_dump(mode="json"),
         "lora": cfg.model.lora.model_dump(mode="json") if cfg.model.lora else None,

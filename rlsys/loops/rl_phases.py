@@ -12,10 +12,13 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlsys.data.samplers import PromptSampler, request_seed
+from rlsys.algorithms.registry import old_policy_source
+from rlsys.data.samplers import PromptSampler, group_temperatures, request_seed
+from rlsys.errors import RunError
+from rlsys.eval.metrics import distill_metrics
+from rlsys.loops.context import RunContext
 from rlsys.observability.iteration_metrics import PhaseTimer, iteration_metrics, shown_samples
-from rlsys.types import PromptItem, Sample, ScoredBatch
-from rlsys.workers.rollout import group_temperatures
+from rlsys.records import PromptItem, Sample, ScoredBatch
 
 
 @dataclass
@@ -33,55 +36,82 @@ class Collected:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def collect(ctl, sampler: PromptSampler, it: int,
+def collect(ctx: RunContext, sampler: PromptSampler, it: int,
             engines: AbstractContextManager | None = None) -> Collected:
     """Iteration `it`'s prompts, samples, teacher scores and rewards; `engines` is held while
     the rollout engines generate (the asynchronous loop's guard against a concurrent sync)."""
-    cfg, timer = ctl.cfg, PhaseTimer()
+    cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer()
     teacher, distill = None, {}
     indices = sampler.next(cfg.rollout.prompts_per_iteration)
-    items = [ctl.data.train[i] for i in indices]
+    items = [ctx.data.train[i] for i in indices]
     temps = group_temperatures(cfg.rollout.group_size, cfg.rollout.temperature, cfg.rollout.temperature_range)
     with engines or nullcontext(), timer("generation"):  # a group of samples per prompt, seeded per prompt
-        samples = ctl.generate(items, temps, cfg.rollout.max_new_tokens,
-                               seeds=[request_seed(cfg.run.seed, it, i) for i in indices])
-    if ctl.teachers:
+        samples = roles.generate(items, temps, cfg.rollout.max_new_tokens,
+                                 seeds=[request_seed(cfg.run.seed, it, i) for i in indices])
+    if roles.has_teacher:
         with timer("teacher"):  # the teacher's per-token log-probs of every sample
-            teacher = ctl.teacher_scores(items, samples, by_token=ctl.data.teacher_same_vocab)
-        distill = ctl.distill_metrics(teacher, samples, timer.seconds["time/teacher"])
+            teacher = roles.teacher_scores(items, samples, by_token=ctx.data.teacher_same_vocab)
+        # how far the student is from the teacher on these samples, and the services' throughput
+        distill = {**{f"distill/{k}": v for k, v in distill_metrics(teacher, [s.sampling_logprobs
+                                                                          for s in samples]).items()},
+                   **roles.teacher_stats(timer.seconds["time/teacher"])}
     with timer("reward"):  # rule, model, teacher and user rewards of every sample
-        rewards, parts = ctl.rewards(items, samples, teacher)
+        rewards, parts = roles.rewards(items, samples, teacher)
     return Collected(it, indices, items, samples, rewards, parts, teacher, distill, timer.seconds)
 
 
-def learn(ctl, batch: Collected, it: int,
+def learn(ctx: RunContext, batch: Collected, it: int,
           engines: AbstractContextManager | None = None) -> tuple[dict[str, float], list[dict]]:
     """Train on `batch` (its samples checked to be recent enough) and push the new weights to
     every engine, holding `engines` for the push: the metrics and the samples to log."""
-    cfg, algo, timer = ctl.cfg, ctl.algorithm, PhaseTimer()
+    cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer()
     values, critic, stats, sync = None, {}, {}, {}
-    staleness = ctl.check_on_policy(batch.samples)
-    old, ref, scored = ctl.old_and_reference(batch.samples, timer)
-    if ctl.critics:
+    staleness = check_on_policy(batch.samples, roles.version, cfg.rollout.max_staleness)
+    old, ref, scored = old_and_reference(ctx, batch.samples, timer)
+    if roles.has_critic:
         with timer("critic_values"):  # the critic's value of every completion token
-            values = ctl.critics.values(batch.samples, cfg.run.timeout("train"))
+            values = roles.critic_values(batch.samples)
     # the algorithm turns the scored samples into training items (advantages, returns)
     scored_batch = ScoredBatch(batch.samples, batch.rewards, cfg.rollout.group_size, batch.teacher, old, ref, values)
-    train_items, algo_metrics = algo.train_items(scored_batch)
+    train_items, algo_metrics = ctx.algorithm.train_items(scored_batch)
     if cfg.tracking.dump_batches:  # what the learner is given, for inspection (tracking.dump_batches)
         dump_batch(Path(cfg.run.dir) / "batches" / f"iter-{it:06d}.jsonl", batch, train_items)
-    if ctl.critics:  # clipped value-loss updates on every critic rank
-        critic = ctl.critics.train(train_items, cfg.run.timeout("train"))
-    if not ctl.policy_frozen(it):
+    if roles.has_critic:  # clipped value-loss updates on every critic rank
+        critic = roles.train_critic(train_items)
+    if not (roles.has_critic and it <= cfg.critic.warmup_iterations):  # warm-up trains only the critic
         # policy updates on every learner rank, then the new weights to every engine, verified there
-        stats = ctl.learners.train(train_items, cfg.lpt.coef, cfg.run.timeout("train"))
+        stats = roles.train_policy(train_items, cfg.lpt.coef)
         with engines or nullcontext():
-            sync = ctl.sync()
+            sync = roles.sync()
     metrics = iteration_metrics(batch.samples, batch.rewards, batch.parts, cfg.rollout.group_size,
                                 {**batch.seconds, **timer.seconds}, batch.distill, scored, algo_metrics,
                                 critic, stats, sync, staleness)
     shown = shown_samples(batch.items, batch.samples, batch.rewards, 2 * cfg.rollout.group_size, batch.indices)
     return metrics, shown
+
+
+def old_and_reference(ctx: RunContext, samples: list[Sample], timer: PhaseTimer):
+    """The ratio's denominator and the reference's log-probs, as far as a pass is needed:
+    none when the old policy is the training pass's own (one step per batch) or vLLM's."""
+    source, needs_ref = old_policy_source(ctx.cfg), ctx.algorithm.needs_reference
+    old = [s.sampling_logprobs for s in samples] if source == "sampler" else None
+    if source != "learner" and not needs_ref:
+        return old, None, {}
+    with timer("logprobs"):  # reference (and old-policy) log-probs on every learner rank
+        learner_old, ref, scored = ctx.roles.learner_logprobs(samples, needs_ref, source == "learner")
+    return (learner_old if source == "learner" else old), ref, scored
+
+
+def check_on_policy(samples: list[Sample], version: int, max_staleness: int = 0) -> dict[str, float]:
+    """Train only on samples of the current weights or, with asynchronous rollouts, at most
+    `max_staleness` versions behind them: refuse any other. The staleness seen, as metrics."""
+    lags = [version - s.weight_version for s in samples]
+    bad = sorted({s.weight_version for s, lag in zip(samples, lags) if not 0 <= lag <= max_staleness})
+    if bad:
+        allowed = "the current weights" if max_staleness == 0 else f"at most {max_staleness} versions behind"
+        raise RunError(f"off-policy samples: weight versions {bad} while the learner is at {version} and "
+                       f"rollouts may be {allowed}; an engine did not take the last weight sync")
+    return {"rollout/staleness_mean": sum(lags) / max(1, len(lags)), "rollout/staleness_max": float(max(lags, default=0))}
 
 
 def dump_batch(path: Path, batch: Collected, items: list) -> None:

@@ -15,20 +15,21 @@ import threading
 from contextlib import nullcontext
 
 from rlsys.data.samplers import PromptSampler
-from rlsys.distributed.calls import RunError
+from rlsys.errors import RunError
+from rlsys.loops.context import RunContext
 from rlsys.loops.rl_phases import Collected, collect
 
 
 class OnPolicyBatches:
-    def __init__(self, ctl, sampler: PromptSampler) -> None:
-        self.ctl, self.sampler = ctl, sampler
+    def __init__(self, ctx: RunContext, sampler: PromptSampler) -> None:
+        self.ctx, self.sampler = ctx, sampler
         self.engines = nullcontext()
 
     def start(self, first: int, last: int) -> None:
         pass
 
     def get(self, it: int) -> Collected:
-        return collect(self.ctl, self.sampler, it)
+        return collect(self.ctx, self.sampler, it)
 
     def trained(self, it: int) -> None:
         pass
@@ -41,8 +42,8 @@ class OnPolicyBatches:
 
 
 class AheadBatches:
-    def __init__(self, ctl, sampler: PromptSampler, max_staleness: int, poll_s: float = 1.0) -> None:
-        self.ctl, self.sampler, self.k, self.poll_s = ctl, sampler, max_staleness, poll_s
+    def __init__(self, ctx: RunContext, sampler: PromptSampler, max_staleness: int, poll_s: float = 1.0) -> None:
+        self.ctx, self.sampler, self.k, self.poll_s = ctx, sampler, max_staleness, poll_s
         self.engines = threading.Lock()
         self._progress = threading.Condition()
         self._done = 0  # the last iteration the learner finished (weights pushed)
@@ -64,7 +65,7 @@ class AheadBatches:
                 if self._stop:
                     return
                 self._states[j] = self.sampler.state_dict()
-                self._ready.put(collect(self.ctl, self.sampler, j, self.engines))
+                self._ready.put(collect(self.ctx, self.sampler, j, self.engines))
         except BaseException as exc:  # the loop re-raises it where it waits for the batch
             self._ready.put(exc)
 
@@ -105,6 +106,6 @@ class AheadBatches:
             self._thread.join(timeout=timeout_s)
 
 
-def batch_source(ctl, sampler: PromptSampler):
-    k = ctl.cfg.rollout.max_staleness
-    return AheadBatches(ctl, sampler, k) if k > 0 else OnPolicyBatches(ctl, sampler)
+def batch_source(ctx: RunContext, sampler: PromptSampler):
+    k = ctx.cfg.rollout.max_staleness
+    return AheadBatches(ctx, sampler, k) if k > 0 else OnPolicyBatches(ctx, sampler)

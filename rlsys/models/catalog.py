@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from filelock import FileLock
+from rlsys.errors import ModelNotFoundError
 
 SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-random"
@@ -28,10 +29,6 @@ BUILTIN = (SMOLLM2, TINY, TINY_RM, GEMMA3)
 
 def cache_root() -> Path:
     return Path(os.environ.get("RLSYS_CACHE", Path.home() / ".cache" / "rlsys"))
-
-
-class ModelNotFoundError(FileNotFoundError):
-    pass
 
 
 def _gguf_to_folder(folder: Path, gguf_name: str, out: Path) -> None:

@@ -3,9 +3,19 @@ names vLLM's LoRA loader parses), and the engine-side rank limit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import torch
 
-from rlsys.config_preference import LoraSettings
+
+class LoraSettings(Protocol):
+    """What LoRA reads of `model.lora` (rlsys.config.LoraSettings)."""
+
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: Sequence[str]
 
 ADAPTER = "default"  # PEFT's adapter name; saved files drop it from tensor names
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

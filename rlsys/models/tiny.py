@@ -1,6 +1,6 @@
 """A tiny random Llama-shaped model with a BPE tokenizer trained on the fly (no download).
 
-Used by tests and `configs/smoke.yaml`. head_dim is 32 because vLLM's CPU attention
+Used by tests and `configs/tiny/smoke.yaml`. head_dim is 32 because vLLM's CPU attention
 kernels reject 16. Building is deterministic for a given seed.
 """
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import torch
 
-from rlsys.types import PromptItem, Sample
+from rlsys.records import PromptItem, Sample
 
 
 class PhaseTimer:

@@ -14,10 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-
-class LogFileError(ValueError):
-    """A run-folder log has a damaged row that is not its last."""
+from rlsys.errors import LogFileError
 
 
 def warn(message: str) -> None:

@@ -9,7 +9,8 @@ import statistics
 from pathlib import Path
 
 from rlsys.algorithms.registry import build_algorithm, old_policy_source
-from rlsys.config import Config, ConfigError
+from rlsys.config import Config
+from rlsys.errors import ConfigError
 from rlsys.models.flops import ModelShape, forward_flops
 from rlsys.observability.plots import read_metrics
 from rlsys.planning.model import Profile, Workload, policy_pass
@@ -30,22 +31,25 @@ def workload(cfg: Config, completion_tokens: float | None = None) -> Workload:
     most it can be)."""
     from transformers import AutoTokenizer
 
-    from rlsys.preparation import prepare
+    from rlsys.models.catalog import resolve_model
+    from rlsys.preparation import training_prompts
 
-    prepared = prepare(cfg)
-    items = prepared.train
+    model_path, items = training_prompts(cfg)
     prompt_tokens = statistics.fmean(len(it.prompt_ids) for it in items)
-    shape, params = model_shape(prepared.model_path)
+    shape, params = model_shape(model_path)
     algo = build_algorithm(cfg)
     teacher, teacher_prompt = None, 0.0
-    if prepared.teacher_path:
-        teacher, _ = model_shape(prepared.teacher_path)
-        tok = AutoTokenizer.from_pretrained(prepared.teacher_path)
+    if cfg.teacher.path:
+        teacher_path = resolve_model(cfg.teacher.path)
+        teacher, _ = model_shape(teacher_path)
+        tok = AutoTokenizer.from_pretrained(teacher_path)
         template = cfg.teacher.question_template or "{question}"
-        filled = [template.format(question=it.question, answer=it.answer,
-                                  raw_question=it.metadata.get("raw_question", it.question)) for it in items[:64]]
+        filled = [template.format(question=it.question, answer=it.answer, raw_question=it.raw_question)
+                  for it in items[:64]]
         teacher_prompt = statistics.fmean(len(tok(text).input_ids) for text in filled)
-    critic = model_shape(prepared.critic_path)[0] if algo.needs_critic and prepared.critic_path else None
+    critic = None
+    if algo.needs_critic:
+        critic = model_shape(resolve_model(cfg.critic.path) if cfg.critic.path else model_path)[0]
     bytes_per_weight = 4 if cfg.model.dtype == "float32" else 2
     return Workload(
         prompts=cfg.rollout.prompts_per_iteration, samples=cfg.batch_size, prompt_tokens=prompt_tokens,

@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from rlsys.errors import WordListError
 
 FAROESE_WORDLIST = "/usr/share/dict/faroese"
 FAROESE_LOOKALIKES = {"ð": "d", "ø": "o", "á": "a", "í": "i", "ó": "o", "ú": "u", "ý": "y", "æ": "a"}
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-
-
-class WordListError(FileNotFoundError):
-    pass
 
 
 def flatten(word: str, lookalikes: dict[str, str] = FAROESE_LOOKALIKES) -> str:

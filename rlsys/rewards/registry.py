@@ -6,13 +6,14 @@ import importlib
 import inspect
 from collections.abc import Callable
 
-from rlsys.algorithms.distill import linear, squash
+from rlsys.rewards.combine import linear, squash
 from rlsys.config import RewardTerm
 from rlsys.rewards.format import format_reward, reasoning_present
 from rlsys.rewards.language import language_fidelity
 from rlsys.rewards.length import brevity
 from rlsys.rewards.math import correctness
 from rlsys.rewards.teacher import teacher_loglik
+from rlsys.errors import RewardError
 
 RewardFn = Callable[..., list[float]]
 
@@ -24,10 +25,6 @@ REWARDS: dict[str, RewardFn] = {
     "teacher_loglik": teacher_loglik,
     "language_fidelity": language_fidelity,
 }
-
-
-class RewardError(ValueError):
-    pass
 
 
 MODEL_REWARDS = ("reward_model",)

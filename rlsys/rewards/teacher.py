@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from rlsys.algorithms.distill import teacher_loglik as _loglik
+from collections.abc import Sequence
+
+
+def sequence_loglik(token_logprobs: Sequence[float], normalize: str = "mean") -> float:
+    """Teacher log-likelihood of one completion; an empty completion scores 0 by either rule."""
+    total = float(sum(token_logprobs))
+    if normalize == "sum":
+        return total
+    return total / len(token_logprobs) if token_logprobs else 0.0
 
 
 def teacher_loglik(prompts: list[str], completions: list[str], answers: list[str],
@@ -12,4 +20,4 @@ def teacher_loglik(prompts: list[str], completions: list[str], answers: list[str
         raise ValueError("the teacher_loglik reward needs a teacher: set teacher.path")
     if normalize not in ("sum", "mean"):
         raise ValueError(f"teacher_loglik: normalize must be 'sum' or 'mean', not {normalize!r}")
-    return [_loglik(lp, normalize) for lp in teacher_logprobs]
+    return [sequence_loglik(lp, normalize) for lp in teacher_logprobs]

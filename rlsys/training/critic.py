@@ -18,7 +18,7 @@ from rlsys.models.no_dropout import load_without_dropout
 from rlsys.algorithms.padding import pad_rows
 from rlsys.training.engine import TrainingEngine, micro_batches
 from rlsys.training.policy import pack, sequence_lengths
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 
 def load_value_model(path: str) -> torch.nn.Module:

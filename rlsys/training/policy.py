@@ -21,7 +21,7 @@ from rlsys.models.logprobs import PackedBatch, TokenLogprobs, completion_logprob
 from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.models.shared_prefix import pack_shared, shared_prefix_logprobs, supports_shared_prefix
 from rlsys.training.engine import TrainingEngine, micro_batches
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 PolicyLoss = Callable[..., PolicyLossOutput]
 

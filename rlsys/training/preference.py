@@ -16,7 +16,7 @@ import torch
 from rlsys.algorithms.dpo import preference_loss
 from rlsys.models.logprobs import completion_logprobs, pack_sequences
 from rlsys.training.engine import TrainingEngine, micro_batches
-from rlsys.types import PairItem
+from rlsys.records import PairItem
 
 PAIR_FIELDS = ("loss", "chosen_reward", "rejected_reward", "chosen_logp", "rejected_logp")
 

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from rlsys.transport.ports import listening_store
+from rlsys.errors import SyncPeerLost
 
 DTYPES = {str(d): d for d in (torch.float32, torch.bfloat16, torch.float16)}
 
@@ -204,10 +205,6 @@ def _aborted(sync: SyncGroup) -> bool:
         return sync.store.check([ABORTED])
     except RuntimeError:  # the store's host left: the group cannot finish
         return True
-
-
-class SyncPeerLost(RuntimeError):
-    """A member of the weight-sync group died during a broadcast; the group must be rebuilt."""
 
 
 def tensor_checksum(t: torch.Tensor) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import torch
 from rlsys.config import LearnerConfig
 from rlsys.training.critic import ValueStep, load_value_model
 from rlsys.training.engine import TrainingEngine, init_process
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 
 class Critic:

@@ -28,7 +28,7 @@ from rlsys.transport.weight_sync import (
     SyncPlan, broadcast, close_group, create_group, host_rendezvous, pack_bucket, plan_buckets, tensor_checksum,
     unpack_bucket,
 )
-from rlsys.types import PairItem, TrainItem
+from rlsys.records import PairItem, TrainItem
 
 
 class Learner:
@@ -62,6 +62,7 @@ class Learner:
         self.cfg, self.rank, self.world_size = learner, rank, world_size
         cuda = torch.cuda.is_available() and learner.num_gpus > 0
         self.device = init_process(rank, world_size, master_addr, master_port, cuda, learner.torch_threads, seed)
+        self.node_host = master_addr  # rank 0's node (the rendezvous host): where its sync rendezvous listens
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         model = load_without_dropout(AutoModelForCausalLM, model_path, dtype=torch.float32)
@@ -183,11 +184,8 @@ class Learner:
 
     def sync_endpoint(self) -> tuple[str, int]:
         """The address of a weight-sync rendezvous this rank opens now on its node (rank 0)."""
-        import ray
-
-        host = ray.util.get_node_ip_address() if ray.is_initialized() else "127.0.0.1"
-        self.rendezvous = host_rendezvous(host)
-        return host, self.rendezvous.port
+        self.rendezvous = host_rendezvous(self.node_host)
+        return self.node_host, self.rendezvous.port
 
     def init_sync_group(self, backend: str, host: str, port: int, world_size: int, timeout_s: float) -> None:
         """Join a new weight-sync group (rank 0), releasing the one it replaces."""

@@ -10,31 +10,9 @@ import torch
 
 from rlsys.models.catalog import resolve_model
 from rlsys.models.dtypes import torch_dtype
+from rlsys.models.reward_model_check import check_reward_model
 
 
-class RewardModelError(ValueError):
-    pass
-
-
-def check_reward_model(path: str) -> None:
-    """Refuse, before any actor starts, a checkpoint that is not a sequence classifier or
-    whose tokenizer has no pad token (batches could not be padded)."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise RewardModelError(f"reward_model: cannot read a model config at {path!r} ({exc})") from None
-    architectures = config.architectures or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise RewardModelError(
-            f"reward_model: {path} is a {', '.join(architectures) or 'model of unknown architecture'}, not a "
-            "sequence classifier; give a checkpoint saved from AutoModelForSequenceClassification (a reward model)")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        raise RewardModelError(
-            f"reward_model: the tokenizer of {path} has no pad token, so completions cannot be batched; set one "
-            "(e.g. tokenizer.pad_token = tokenizer.eos_token, and config.pad_token_id) and save the checkpoint again")
 
 
 class RewardModelScorer:

@@ -7,20 +7,14 @@ import time
 from contextlib import contextmanager
 
 from rlsys.models.lora import engine_max_rank
-from rlsys.types import Sample
+from rlsys.records import Sample
 from rlsys.workers.engine_watch import EngineWatch
 from rlsys.workers.vllm_extension import ADAPTER_ID, ADAPTER_NAME
+from rlsys.errors import WeightSyncError
 
 EXTENSION = "rlsys.workers.vllm_extension.RlsysWorkerExtension"
 
 
-def group_temperatures(group_size: int, temperature: float, temperature_range: tuple[float, float] | None) -> list[float]:
-    """One temperature per sample of a group: constant, or spread linearly over a range."""
-    if temperature_range is None or group_size == 1:
-        return [temperature] * group_size
-    low, high = temperature_range
-    step = (high - low) / (group_size - 1)
-    return [low + i * step for i in range(group_size)]
 
 
 class RolloutWorker:
@@ -207,5 +201,3 @@ def exit_if_engine_died(name: str):
         os._exit(1)
 
 
-class WeightSyncError(RuntimeError):
-    """An engine did not end a weight sync holding the learner's weights."""

@@ -23,7 +23,7 @@ import os
 from rlsys.config import TeacherConfig
 from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.models.dtypes import torch_dtype
-from rlsys.types import ScoreRequest
+from rlsys.records import ScoreRequest
 from rlsys.workers.engine_watch import EngineWatch
 from rlsys.workers.teacher_batcher import Batcher
 

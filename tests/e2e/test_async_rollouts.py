@@ -23,7 +23,7 @@ ITERATIONS = 5
 def _run(tmp_path, k, extra=()):
     run_dir = tmp_path / f"k{k}"
     # one optimiser step per batch: the old policy is the training pass itself (unless `extra` says)
-    out = subprocess.run([sys.executable, "-m", "rlsys", "train", "configs/smoke.yaml", f"run.dir={run_dir}",
+    out = subprocess.run([sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}",
                           f"run.iterations={ITERATIONS}", f"rollout.max_staleness={k}", "learner.mini_batch_size=16",
                           "learner.epochs=1", "tracking.console=false", "data.eval_size=4", *extra],
                          cwd=REPO, capture_output=True, text=True, timeout=900)

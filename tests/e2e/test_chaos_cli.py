@@ -96,7 +96,7 @@ def _check(run_dir, iterations: int, restarts: dict[str, int]) -> None:
 def test_rollout_workers_and_their_engines_killed_at_random_moments(tmp_path):
     iterations = 20
     plan = ["rollout", "rollout-engine", "rollout-vllm-worker"]
-    run_dir = _run_with_kills(tmp_path, ["configs/smoke.yaml", "rollout.num_workers=2", "rollout.max_restarts=5",
+    run_dir = _run_with_kills(tmp_path, ["configs/tiny/smoke.yaml", "rollout.num_workers=2", "rollout.max_restarts=5",
                                          "ray.num_cpus=4"], iterations, plan, seed=1)
     _check(run_dir, iterations, {"rollout": 3})
     log = (tmp_path / "train.log").read_text()
@@ -111,7 +111,7 @@ def test_rollout_workers_and_their_engines_killed_at_random_moments(tmp_path):
 def test_async_run_survives_killed_engines_teacher_and_reward_worker(tmp_path):
     iterations = 16
     plan = ["rollout-engine", "teacher-engine", "reward", "rollout"]
-    run_dir = _run_with_kills(tmp_path, ["configs/grpo_teacher_ll_tiny.yaml", "rollout.num_workers=2",
+    run_dir = _run_with_kills(tmp_path, ["configs/tiny/grpo_teacher_ll.yaml", "rollout.num_workers=2",
                                          "rollout.max_staleness=1", "rollout.max_restarts=5", "ray.num_cpus=6",
                                          "run.phase_timeout_s=300"], iterations, plan, seed=2)
     _check(run_dir, iterations, {"rollout": 2, "teacher": 1, "reward": 1})

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 def test_minillm_run_reports_teacher_metrics_and_lpt(tmp_path):
     run_dir = tmp_path / "run"
-    out = rlsys("train", "configs/grpo_minillm_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false")
+    out = rlsys("train", "configs/tiny/grpo_minillm.yaml", f"run.dir={run_dir}", "tracking.console=false")
     assert out.returncode == 0, out.stderr[-3000:]
     rows, summary = check_run_dir(run_dir, 2)
     for r in rows:
@@ -26,10 +26,10 @@ def test_minillm_run_reports_teacher_metrics_and_lpt(tmp_path):
 
 
 def test_teacher_bad_inputs_fail_before_start(tmp_path):
-    out = rlsys("train", "configs/grpo_minillm_tiny.yaml", f"run.dir={tmp_path / 'a'}", "teacher.path=/no/teacher")
+    out = rlsys("train", "configs/tiny/grpo_minillm.yaml", f"run.dir={tmp_path / 'a'}", "teacher.path=/no/teacher")
     assert out.returncode == 1 and "model path /no/teacher does not exist" in out.stderr
     assert not (tmp_path / "a").exists()
-    out = rlsys("train", "configs/grpo_teacher_ll_tiny.yaml", f"run.dir={tmp_path / 'b'}",
+    out = rlsys("train", "configs/tiny/grpo_teacher_ll.yaml", f"run.dir={tmp_path / 'b'}",
                 "reward.terms=[{name: language_fidelity, kwargs: {wordlist: /no/words.txt}}]")
     assert out.returncode == 1 and "word list /no/words.txt not found" in out.stderr
     assert not (tmp_path / "b").exists()
@@ -53,14 +53,14 @@ def test_cross_tokenizer_teacher_scores_by_text(tmp_path):
     system = "You are a careful teacher. Show each step of the sum."
     overrides = [f"run.dir={run_dir}", "tracking.console=false", f"teacher.path={teacher}", "teacher.backend=hf",
                  "lpt.coef=0", "reward.terms=[{name: teacher_loglik, weight: 1.0, kwargs: {normalize: mean}}]"]
-    out = rlsys("train", "configs/grpo_teacher_ll_tiny.yaml", *overrides)
+    out = rlsys("train", "configs/tiny/grpo_teacher_ll.yaml", *overrides)
     assert out.returncode == 0, out.stderr[-3000:]
     rows, summary = check_run_dir(run_dir, 2)
     assert all(r["distill/teacher_logprob_per_token"] < 0 for r in rows)
     assert 0.0 <= summary["eval_before"]["teacher_accuracy"] <= 1.0
     assert summary["eval_before"]["reverse_kl"] == summary["eval_before"]["reverse_kl"]  # not NaN
 
-    cfg = load_config("configs/grpo_teacher_ll_tiny.yaml", overrides)
+    cfg = load_config("configs/tiny/grpo_teacher_ll.yaml", overrides)
     train, _ = load_train_eval(cfg.data, cfg.run.seed)
     tok = AutoTokenizer.from_pretrained(teacher)
     model = AutoModelForCausalLM.from_pretrained(teacher, dtype=torch.float32).eval()
@@ -95,7 +95,7 @@ def test_same_seed_gives_the_same_numbers(tmp_path):
 
     def run(name):
         run_dir = tmp_path / name
-        out = rlsys("train", "configs/grpo_minillm_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false")
+        out = rlsys("train", "configs/tiny/grpo_minillm.yaml", f"run.dir={run_dir}", "tracking.console=false")
         assert out.returncode == 0, out.stderr[-3000:]
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         texts = [json.loads(line)["completion"] for line in (run_dir / "samples.jsonl").read_text().splitlines()]

@@ -56,7 +56,7 @@ if __name__ == "__main__":
 def test_make_pairs_then_offline_dpo_with_lora(tmp_path, tiny_model_path):
     (tmp_path / "e_reward.py").write_text(E_REWARD)
     pairs_file = tmp_path / "pairs.jsonl"
-    out = _run(tmp_path, "make-pairs", "configs/smoke.yaml", "--out", str(pairs_file), "--prompts", "24",
+    out = _run(tmp_path, "make-pairs", "configs/tiny/smoke.yaml", "--out", str(pairs_file), "--prompts", "24",
                "reward.terms=[{name: 'e_reward:score'}]", "rollout.prompts_per_iteration=8")
     assert out.returncode == 0, out.stderr[-3000:]
     made = json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,7 +68,7 @@ def test_make_pairs_then_offline_dpo_with_lora(tmp_path, tiny_model_path):
         assert share(row["chosen"]) > share(row["rejected"])
 
     run_dir = tmp_path / "dpo"
-    out = _run(tmp_path, "train", "configs/dpo_lora_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false",
+    out = _run(tmp_path, "train", "configs/tiny/dpo_lora.yaml", f"run.dir={run_dir}", "tracking.console=false",
                f"data.preferences.path={pairs_file}", "data.preferences.min_words={prompt: 1, chosen: 0, rejected: 0}",
                "data.on_invalid=drop", "algorithm.epochs=3", "algorithm.task_eval=true",
                "learner.gradient_checkpointing=true")
@@ -116,7 +116,7 @@ def test_make_pairs_then_offline_dpo_with_lora(tmp_path, tiny_model_path):
 
 def test_online_dpo_rounds_push_only_the_adapter(tmp_path):
     run_dir = tmp_path / "online"
-    out = rlsys("train", "configs/online_dpo_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false")
+    out = rlsys("train", "configs/tiny/online_dpo.yaml", f"run.dir={run_dir}", "tracking.console=false")
     assert out.returncode == 0, out.stderr[-3000:]
     rows = _rows(run_dir / "metrics.jsonl")
     assert [r["iteration"] for r in rows] == [1, 2, 3]
@@ -130,7 +130,7 @@ def test_online_dpo_rounds_push_only_the_adapter(tmp_path):
 
 def test_grpo_with_lora_syncs_only_the_adapter(tmp_path):
     run_dir = tmp_path / "grpo"
-    out = rlsys("train", "configs/grpo_lora_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false")
+    out = rlsys("train", "configs/tiny/grpo_lora.yaml", f"run.dir={run_dir}", "tracking.console=false")
     assert out.returncode == 0, out.stderr[-3000:]
     rows = _rows(run_dir / "metrics.jsonl")
     assert [r["sync/version"] for r in rows] == [1.0, 2.0]

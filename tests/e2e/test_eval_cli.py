@@ -53,7 +53,7 @@ def suite(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, suite):
     run_dir = tmp_path_factory.mktemp("run") / "run"
-    out = rlsys("train", "configs/smoke.yaml", f"run.dir={run_dir}", "tracking.console=false", f"eval.suite={suite}",
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "tracking.console=false", f"eval.suite={suite}",
                 "run.eval_every=1")
     assert out.returncode == 0, out.stderr[-3000:]
     return run_dir

@@ -26,7 +26,7 @@ def hang(prompts, completions, answers, **_):
 def _start(args, env=None):
     # As a user runs it: without the test session's loopback variable.
     env = {k: v for k, v in (env or os.environ).items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-    return subprocess.Popen([sys.executable, "-m", "rlsys", "train", "configs/smoke.yaml", *args], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", *args], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
 

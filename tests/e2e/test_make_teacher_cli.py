@@ -18,7 +18,7 @@ def test_make_teacher_writes_a_teacher_that_learned(tmp_path):
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "teacher"
-    args = ["configs/smoke.yaml", "data.task_kwargs={min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
+    args = ["configs/tiny/smoke.yaml", "data.task_kwargs={min_terms: 2, max_terms: 2, min_digits: 1, max_digits: 1}",
             "--out", str(out), "--steps", "30", "--lr", "3e-3", "--batch-size", "8"]
     done = rlsys("make-teacher", *args)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -33,7 +33,7 @@ def test_make_teacher_writes_a_teacher_that_learned(tmp_path):
     again = rlsys("make-teacher", *args)
     assert again.returncode == 1 and "exists" in again.stderr
     refused = tmp_path / "refused"
-    bad = rlsys("make-teacher", "configs/smoke.yaml", "data.task=basic_arithmetic", "data.task_kwargs={}",
+    bad = rlsys("make-teacher", "configs/tiny/smoke.yaml", "data.task=basic_arithmetic", "data.task_kwargs={}",
                 "--out", str(refused), "--steps", "2")
     assert bad.returncode == 1 and "no worked solution" in bad.stderr
     assert not refused.exists() and not (tmp_path / ".refused.partial").exists()

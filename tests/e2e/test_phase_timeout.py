@@ -28,7 +28,7 @@ def test_a_reward_worker_that_hangs_stops_the_run_naming_actor_and_phase(tmp_pat
            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     started = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "rlsys", "train", "configs/smoke.yaml", f"run.dir={tmp_path / 'run'}",
+        [sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", f"run.dir={tmp_path / 'run'}",
          "tracking.console=false", "reward.terms=[{name: 'slow_reward:slow'}]", "run.phase_timeouts={reward: 5}"],
         cwd=REPO, capture_output=True, text=True, timeout=400, env=env)
     assert out.returncode == 1, out.stderr[-3000:]

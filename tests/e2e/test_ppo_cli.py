@@ -17,7 +17,7 @@ def _rows(run_dir):
 
 def test_ppo_with_a_reward_model_warms_the_critic_then_trains_both(tmp_path):
     run_dir = tmp_path / "run"
-    out = rlsys("train", "configs/smoke.yaml", f"run.dir={run_dir}", "run.iterations=3", "tracking.console=false",
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "run.iterations=3", "tracking.console=false",
                 "tracking.dump_batches=true",
                 "algorithm={type: ppo, kl_in_reward: 0.05, lam: 0.95}", "critic.lr=1e-3", "critic.warmup_iterations=1",
                 "reward.terms=[{name: correctness}, {name: reward_model, weight: 0.5, "
@@ -86,7 +86,7 @@ def _check_ppo_batch_by_hand(path, metrics: dict, kl: float, lam: float, gamma: 
 
 def test_ppo_minillm_recipe_runs(tmp_path):
     run_dir = tmp_path / "run"
-    out = rlsys("train", "configs/ppo_minillm_tiny.yaml", f"run.dir={run_dir}", "tracking.console=false")
+    out = rlsys("train", "configs/tiny/ppo_minillm.yaml", f"run.dir={run_dir}", "tracking.console=false")
     assert out.returncode == 0, out.stderr[-3000:]
     rows = _rows(run_dir)
     assert len(rows) == 2
@@ -100,7 +100,7 @@ def test_ppo_minillm_recipe_runs(tmp_path):
 
 
 def test_bad_critic_path_fails_before_any_actor(tmp_path):
-    out = rlsys("train", "configs/smoke.yaml", f"run.dir={tmp_path / 'a'}", "algorithm.type=ppo",
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={tmp_path / 'a'}", "algorithm.type=ppo",
                 "critic.path=tiny-random-reward-model")
     assert out.returncode == 1 and "not a causal LM" in out.stderr, out.stderr[-2000:]
     assert not (tmp_path / "a").exists()

@@ -60,7 +60,7 @@ def test_smoke_job_succeeds_and_exports_metrics(local_head, tmp_path, monkeypatc
     run_dir = tmp_path / "job-run"
     client = JobSubmissionClient(address)
     job = client.submit_job(
-        entrypoint=f"python -m rlsys train configs/smoke.yaml run.dir={run_dir} tracking.console=false",
+        entrypoint=f"python -m rlsys train configs/tiny/smoke.yaml run.dir={run_dir} tracking.console=false",
         runtime_env=runtime_env,
     )
     deadline = time.time() + 600

@@ -18,9 +18,9 @@ from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-MIN_LR_RATIO = 0.1  # learner.min_lr_ratio, its default (configs/smoke.yaml leaves it)
+MIN_LR_RATIO = 0.1  # learner.min_lr_ratio, its default (configs/tiny/smoke.yaml leaves it)
 
-ARGS = ["configs/smoke.yaml", "run.iterations=6", "run.checkpoint_every=3", "run.eval_every=3",
+ARGS = ["configs/tiny/smoke.yaml", "run.iterations=6", "run.checkpoint_every=3", "run.eval_every=3",
         "run.resume_check_prompts=8", "tracking.console=false"]
 
 

@@ -41,7 +41,7 @@ def _scale(run_dir, n):
 
 def test_scale_rollout_workers_up_and_down_inside_one_run(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "rlsys", "train", "configs/smoke.yaml", f"run.dir={run_dir}", "run.iterations=60",
+    cmd = [sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "run.iterations=60",
            "tracking.console=false", "ray.num_cpus=4"]
     log = (tmp_path / "train.log").open("w")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True, env=ENV)

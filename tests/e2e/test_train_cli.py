@@ -41,7 +41,7 @@ def check_run_dir(run_dir, iterations):
 
 def test_smoke_train_writes_metrics_summary_and_a_loadable_model(tmp_path):
     run_dir = tmp_path / "run"
-    out = rlsys("train", "configs/smoke.yaml", f"run.dir={run_dir}", "tracking.console=false")
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "tracking.console=false")
     assert out.returncode == 0, out.stderr[-3000:]
     check_run_dir(run_dir, 2)
     last = json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,28 +68,28 @@ def test_smoke_train_writes_metrics_summary_and_a_loadable_model(tmp_path):
 
 
 def test_bad_inputs_fail_before_any_actor_starts(tmp_path):
-    out = rlsys("train", "configs/smoke.yaml", f"run.dir={tmp_path / 'a'}", "model.path=/no/such/model")
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={tmp_path / 'a'}", "model.path=/no/such/model")
     assert out.returncode == 1 and "model path /no/such/model does not exist" in out.stderr
     assert not (tmp_path / "a").exists()  # nothing half-written
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q", "answer": "#### 1"}\n{"question": "q2"}\n')
-    out = rlsys("train", "configs/smoke.yaml", f"run.dir={tmp_path / 'b'}", "data.source=gsm8k_jsonl", f"data.path={bad}")
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={tmp_path / 'b'}", "data.source=gsm8k_jsonl", f"data.path={bad}")
     assert out.returncode == 1 and f"{bad}:2: field 'answer' is missing" in out.stderr
     assert not (tmp_path / "b").exists()
 
-    out = rlsys("train", "configs/smoke.yaml", "rollout.grup_size=3")
-    assert out.returncode == 2 and "rollout.grup_size: unknown key" in out.stderr and "configs/smoke.yaml" in out.stderr
+    out = rlsys("train", "configs/tiny/smoke.yaml", "rollout.grup_size=3")
+    assert out.returncode == 2 and "rollout.grup_size: unknown key" in out.stderr and "configs/tiny/smoke.yaml" in out.stderr
 
-    out = rlsys("train", "configs/smoke.yaml", "reward.terms=[{name: no_such_reward}]")
+    out = rlsys("train", "configs/tiny/smoke.yaml", "reward.terms=[{name: no_such_reward}]")
     assert out.returncode == 1 and "unknown reward 'no_such_reward'" in out.stderr
 
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "keep.txt").write_text("x")
-    out = rlsys("train", "configs/smoke.yaml", f"run.dir={tmp_path / 'c'}")
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={tmp_path / 'c'}")
     assert out.returncode == 1 and "is not empty" in out.stderr and (tmp_path / "c" / "keep.txt").exists()
 
 
 def test_validate_prints_the_resolved_config():
-    out = rlsys("validate", "configs/smoke.yaml", "learner.lr=0.25")
+    out = rlsys("validate", "configs/tiny/smoke.yaml", "learner.lr=0.25")
     assert out.returncode == 0 and "lr: 0.25" in out.stdout and "group_size: 4" in out.stdout

@@ -10,7 +10,7 @@ import torch
 from rlsys.config import Config
 from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 pytestmark = pytest.mark.ray
 

@@ -47,10 +47,10 @@ def test_a_worker_replaced_during_training_reruns_its_chunk_with_its_versions_we
         local_ray, tiny_model_path, tmp_path, monkeypatch, k):
     import cloudpickle
 
-    from rlsys.controller import Controller
     from rlsys.distributed import actors
-    from rlsys.loops import rollout_ahead, sync_rl
+    from rlsys.loops import rl, rollout_ahead
     from rlsys.preparation import prepare, prepare_run_dir
+    from rlsys.run import run_context, start_roles
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cfg = _cfg(tiny_model_path, tmp_path / "run")
@@ -75,19 +75,19 @@ def test_a_worker_replaced_during_training_reruns_its_chunk_with_its_versions_we
 
     trained_two = threading.Event()
 
-    def recording_collect(ctl, sampler, it, engines=None):
+    def recording_collect(ctx, sampler, it, engines=None):
         if it == 2 + k:  # drawn once iteration 2 has trained, before its weights are pushed
             assert trained_two.wait(300)
-        batches[it] = real_collect(ctl, sampler, it, engines)
+        batches[it] = real_collect(ctx, sampler, it, engines)
         return batches[it]
 
     monkeypatch.setattr(rollout_ahead, "collect", recording_collect)
     prepared = prepare(cfg)
     run_dir = prepare_run_dir(cfg)
-    ctl = Controller(cfg)
+    ctx = run_context(cfg, prepared, run_dir)
     try:
-        ctl.start(prepared)
-        real_train, calls = ctl.learners.train, []
+        start_roles(ctx)
+        real_train, calls = ctx.roles.learners.train, []
 
         def train(*args, **kwargs):
             out = real_train(*args, **kwargs)
@@ -97,10 +97,10 @@ def test_a_worker_replaced_during_training_reruns_its_chunk_with_its_versions_we
                 time.sleep(2.0)
             return out
 
-        ctl.learners.train = train
-        summary = sync_rl.run(ctl, run_dir)
+        ctx.roles.learners.train = train
+        summary = rl.run(ctx)
     finally:
-        ctl.shutdown()
+        ctx.roles.stop()
     assert summary["restarts_by_role"]["rollout"] == 1 and started == {0: 1, 1: 2}
     dead = json.loads(record.read_text())
     version = dead[0][3]

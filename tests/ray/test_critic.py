@@ -7,7 +7,7 @@ import torch
 from rlsys.algorithms.registry import build_algorithm
 from rlsys.config import load_config
 from rlsys.distributed.groups import CriticGroup
-from rlsys.types import Sample, ScoredBatch
+from rlsys.records import Sample, ScoredBatch
 
 
 def _rollouts(model_path: str, n_prompts: int = 8, group: int = 4) -> tuple[list[Sample], list[float]]:

@@ -7,7 +7,7 @@ import torch
 
 from rlsys.config import Config
 from rlsys.distributed.groups import LearnerGroup
-from rlsys.types import PairItem
+from rlsys.records import PairItem
 
 pytestmark = pytest.mark.ray
 

@@ -10,7 +10,7 @@ import pytest
 
 from rlsys.config import Config
 from rlsys.distributed.actors import start_learners
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 pytestmark = pytest.mark.ray
 

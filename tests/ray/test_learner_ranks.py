@@ -8,7 +8,7 @@ from rlsys.config import Config
 from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
 from rlsys.observability.rank_stats import merge_rank_stats
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 pytestmark = pytest.mark.ray
 

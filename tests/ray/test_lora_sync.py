@@ -11,7 +11,7 @@ import torch
 from rlsys.config import Config
 from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 from .conftest import engine_and_learner
 

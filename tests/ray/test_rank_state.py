@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlsys.config import Config
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 pytestmark = pytest.mark.ray
 

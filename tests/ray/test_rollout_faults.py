@@ -75,10 +75,10 @@ def _cfg(path: str, run_dir) -> Config:
 def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_model_path, tmp_path, monkeypatch):
     import cloudpickle
 
-    from rlsys.controller import Controller
     from rlsys.distributed import actors
-    from rlsys.loops import sync_rl
+    from rlsys.loops import rl
     from rlsys.preparation import prepare, prepare_run_dir
+    from rlsys.run import run_context, start_roles
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers import it by value
     cfg = _cfg(tiny_model_path, tmp_path / "run")
@@ -100,19 +100,19 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
     monkeypatch.setattr(actors, "start_reward_worker", lambda cfg_: plain_reward(cfg_, cls=RewardDiesOnce))
     prepared = prepare(cfg)
     run_dir = prepare_run_dir(cfg)
-    ctl = Controller(cfg)
+    ctx = run_context(cfg, prepared, run_dir)
     try:
-        ctl.start(prepared)
-        summary = sync_rl.run(ctl, run_dir)
+        start_roles(ctx)
+        summary = rl.run(ctx)
         # Both engines now hold the learner's weights and write the same greedy completions.
         prompts = [it.prompt_ids for it in prepared.evaluation]
-        survivor, replacement = ctl.rollout.handles
+        survivor, replacement = ctx.roles.rollout.handles
         greedy = local_ray.get([h.generate.remote(prompts, [0.0], 16) for h in (survivor, replacement)])
         assert [s.completion_ids for s in greedy[0]] == [s.completion_ids for s in greedy[1]]
         assert [s.weight_version for s in greedy[1]] == [3] * len(prompts)
         assert local_ray.get(survivor.checksums.remote()) == local_ray.get(replacement.checksums.remote())
     finally:
-        ctl.shutdown()
+        ctx.roles.stop()
 
     assert started == {0: 1, 1: 3}  # slot 1: the first worker, the one that died in the sync, the last
     assert summary["iterations"] == 3 and summary["final_weight_version"] == 3

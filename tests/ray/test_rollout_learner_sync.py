@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from rlsys.config import Config
-from rlsys.controller import RunError, wait_all
+from rlsys.distributed.calls import wait_all
+from rlsys.errors import RunError
 from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
-from rlsys.types import TrainItem
+from rlsys.records import TrainItem
 
 from .conftest import engine_and_learner
 

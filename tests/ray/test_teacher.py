@@ -5,7 +5,9 @@ teacher that dies."""
 import pytest
 
 from rlsys.config import Config, TeacherConfig
-from rlsys.controller import RunError, check_same_vocabulary, wait_all
+from rlsys.distributed.calls import wait_all
+from rlsys.preparation import check_same_vocabulary
+from rlsys.errors import RunError
 from rlsys.workers.teacher import ScoreRequest, TeacherService
 
 pytestmark = pytest.mark.ray

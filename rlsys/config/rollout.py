@@ -1,0 +1,52 @@
+"""The `rollout` section (the vLLM samplers) and the `sync` section (weights back to them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from rlsys.config.base import Section
+
+class RolloutConfig(Section):
+    num_workers: int = Field(1, ge=1)
+    prompts_per_iteration: int = Field(16, ge=1)
+    group_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(128, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    temperature_range: tuple[float, float] | None = None
+    """Spread temperatures linearly across each group, e.g. [0.7, 1.3]."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: keep the most likely tokens up to this mass (1: all). The learner
+    applies the same filter (vLLM's order and ties) to its log-probs, so ratios, TIS weights
+    and the mismatch metrics compare like with like."""
+    top_k: int = Field(0, ge=0)
+    """Keep only the k most likely tokens when sampling (0: all); applied before `top_p`, by
+    vLLM and by the learner alike."""
+    kv_cache_gib: float = Field(1.0, gt=0.0)
+    enforce_eager: bool = True
+    num_cpus: float = Field(0.5, ge=0.0)
+    num_gpus: float = Field(0.0, ge=0.0)
+    max_staleness: int = Field(0, ge=0)
+    """Asynchronous rollouts: generation of the next batches overlaps training, and the learner
+    trains on samples at most this many weight versions old (0: the synchronous loop)."""
+    max_restarts: int = Field(3, ge=0)
+    """How often each rollout worker slot may be replaced after its worker died; its unfinished
+    prompts are re-run by the replacement."""
+
+
+class SyncConfig(Section):
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """auto: NCCL when the learner and the engines hold whole GPUs each, else gloo."""
+    bucket_mb: float = Field(64.0, gt=0.0)
+    timeout_s: float = Field(120.0, gt=0.0)
+    """Bound of one collective (one bucket's broadcast), and the base of the whole sync's bound."""
+    per_bucket_timeout_s: float = Field(30.0, gt=0.0)
+    """The whole sync may take timeout_s + per_bucket_timeout_s x buckets."""
+    probes: int = Field(3, ge=0)
+    """Tensors whose engine copy is checksummed against the learner's after every sync
+    (rotating, so every tensor is checked over the iterations)."""
+    staged: bool = True
+    """Engines receive the whole sync before loading it, so a sync cut short by a worker that
+    died leaves the others' weights whole (costs one copy of the weights in engine memory;
+    with false, an engine whose receive was cut short is replaced)."""

@@ -1,0 +1,104 @@
+"""Records that flow between the roles of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PromptItem:
+    """One task: the rendered prompt, its token ids and what the rewards need to score it."""
+
+    prompt: str
+    prompt_ids: list[int]
+    question: str
+    answer: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def raw_question(self) -> str:
+        """The question before `data.question_template` wrapped it (what a teacher's own prompt uses)."""
+        return self.metadata.get("raw_question", self.question)
+
+
+@dataclass
+class Sample:
+    """One completion, with the weight version of the engine that produced it."""
+
+    prompt_index: int
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    text: str
+    sampling_logprobs: list[float]
+    finish_reason: str
+    weight_version: int
+    temperature: float
+
+
+@dataclass
+class TrainItem:
+    """One completion as the learner trains on it."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    advantage: float
+    token_advantages: list[float] | None = None
+    """Per-token advantages (MiniLLM); when given they replace `advantage`."""
+    temperature: float = 1.0
+    """The temperature the completion was sampled at: the learner's log-probs use it too."""
+    sampling_logprobs: list[float] | None = None
+    """vLLM's log-probs of the completion (at `temperature`), to measure the learner's mismatch."""
+    old_logprobs: list[float] | None = None
+    """The learner's log-probs before this iteration's updates (the ratio's denominator)."""
+    ref_logprobs: list[float] | None = None
+    """The reference model's log-probs, when the algorithm keeps a KL to it."""
+    returns: list[float] | None = None
+    """Per-token value targets of the critic (PPO)."""
+    old_values: list[float] | None = None
+    """The critic's per-token values when the advantages were computed (value clipping)."""
+
+
+@dataclass
+class ScoredBatch:
+    """One iteration's samples with their rewards: what an algorithm turns into TrainItems."""
+
+    samples: list[Sample]
+    rewards: list[float]
+    """The combined sequence reward of each sample."""
+    group_size: int
+    teacher_logprobs: list[list[float]] | None = None
+    """Per-token teacher log-probs of each sample, when a teacher scored them."""
+    old_logprobs: list[list[float]] | None = None
+    """The learner's per-token log-probs of each sample before this iteration's update."""
+    ref_logprobs: list[list[float]] | None = None
+    """The reference's per-token log-probs, when the algorithm needs a reference."""
+    values: list[list[float]] | None = None
+    """The critic's per-token values, when the algorithm needs a critic."""
+
+
+@dataclass
+class ScoreRequest:
+    """One completion for the teacher to score."""
+
+    question: str
+    completion_text: str
+    completion_ids: list[int] | None = None
+    """Student token ids; only valid when teacher and student share a vocabulary."""
+    finished: bool = True
+    answer: str = ""
+    """The reference answer, for a `teacher.question_template` that shows it to the teacher."""
+    raw_question: str = ""
+    """The data row's question before `data.question_template` (the teacher's `{raw_question}`)."""
+
+
+@dataclass
+class PairItem:
+    """One preference pair as the learner trains on it (answers end with the EOS token)."""
+
+    prompt_ids: list[int]
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    ref_chosen: float | None = None
+    """The reference's summed log-prob of the chosen answer (computed once, before training)."""
+    ref_rejected: float | None = None

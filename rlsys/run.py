@@ -1,0 +1,100 @@
+"""A training run from one config: check everything that needs no actor, start the roles,
+hand them to the training mode's loop, write the summary. The order of the phases lives in
+the loops (`rlsys.loops.rl`, `rlsys.loops.preference`); the roles in `rlsys.distributed.roles`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rlsys.algorithms.registry import build_algorithm
+from rlsys.config import Config, dump_config
+from rlsys.data.prepared import Prepared
+from rlsys.distributed.roles import Roles
+from rlsys.errors import RunError
+from rlsys.loops import preference, rl
+from rlsys.loops.context import RunContext
+from rlsys.preparation import prepare, prepare_run_dir
+from rlsys.training.checkpoint_store import read_state, resume_point, set_aside_newer, whole_checkpoints
+
+
+def train(cfg: Config) -> dict:
+    data = prepare(cfg)  # model paths, data rows, rewards, tokenizers: checked before any actor starts
+    resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
+    run_dir = prepare_run_dir(cfg, keep=resume_from is not None and Path(cfg.run.dir).resolve()
+                              in resume_from.resolve().parents)
+    if resume_from is not None:
+        set_aside_newer(run_dir, resume_from)  # checkpoints after it belong to an abandoned timeline
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    ctx = run_context(cfg, data, run_dir, resume_from)
+    try:
+        start_roles(ctx)  # rollout engines, reward worker, learner (and critic) ranks, teachers, weight sync
+        loop = preference if cfg.algorithm.type == "dpo" else rl
+        summary = loop.run(ctx)  # the training mode's loop: evaluate, iterate, checkpoint, save
+        write_json_atomic(run_dir / "summary.json", summary)
+        plot_run(run_dir)
+        return summary
+    except RunError as exc:
+        if found := whole_checkpoints(run_dir):
+            raise RunError(f"{exc}\nrlsys: the run can continue from {found[-1]}: run the same command again "
+                           "(run.resume=auto)") from exc
+        raise
+    finally:
+        ctx.roles.stop()
+
+
+def run_context(cfg: Config, data: Prepared, run_dir: Path, resume_from: Path | None = None) -> RunContext:
+    """The algorithm, the learning-rate schedules' length and the (not yet started) roles of a run."""
+    algorithm = build_algorithm(cfg)
+    schedule = run_schedule(cfg, len(data.pairs.train) if data.pairs else 0, algorithm.needs_critic, resume_from)
+    return RunContext(cfg, Roles(cfg), data, algorithm, run_dir, resume_from, schedule)
+
+
+def start_roles(ctx: RunContext) -> None:
+    critic = (ctx.data.critic_path or ctx.data.model_path) if ctx.algorithm.needs_critic else None
+    ctx.roles.start(ctx.data.model_path, critic, ctx.data.teacher_path, ctx.schedule)
+
+
+def run_schedule(cfg: Config, offline_pairs: int, needs_critic: bool, resume_from: Path | None) -> dict[str, int]:
+    """Optimiser steps the learning-rate schedules span (learner, critic): what the checkpoint
+    a run resumes from saved, unless `run.schedule_iterations` is set."""
+    saved = read_state(resume_from).get("schedule_steps") if resume_from else None
+    steps = schedule_steps(cfg, offline_pairs, needs_critic)
+    if saved and cfg.run.schedule_iterations is None:
+        if saved != steps:
+            print(f"rlsys: the learning-rate schedule keeps the length it was saved with ({saved} optimiser "
+                  f"steps, not {steps}); set run.schedule_iterations to stretch it over the run", flush=True)
+        return saved
+    return steps
+
+
+def schedule_steps(cfg: Config, offline_pairs: int, needs_critic: bool) -> dict[str, int]:
+    """Optimiser steps over `run.schedule_iterations` (default `run.iterations`) iterations."""
+    iterations = cfg.run.schedule_iterations or cfg.run.iterations
+    if cfg.algorithm.type == "dpo":
+        pairs = cfg.rollout.prompts_per_iteration * iterations if cfg.algorithm.online else offline_pairs
+        return {"learner": cfg.algorithm.epochs * max(1, pairs // cfg.learner.mini_batch_size)}
+    steps_per_iter = cfg.learner.epochs * (cfg.batch_size // cfg.learner.mini_batch_size)
+    policy_iterations = iterations - (cfg.critic.warmup_iterations if needs_critic else 0)
+    out = {"learner": steps_per_iter * max(1, policy_iterations)}
+    if needs_critic:
+        critic = cfg.critic_learner()
+        out["critic"] = critic.epochs * (cfg.batch_size // critic.mini_batch_size) * iterations
+    return out
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.rename(path)
+
+
+def plot_run(run_dir: Path) -> None:
+    """plots/curves.png of the finished run (`rlsys plot` draws it again, or with other runs)."""
+    from rlsys.observability.plots import plot_runs
+
+    try:
+        plot_runs([run_dir])
+    except Exception as exc:  # a picture never fails a run that trained and saved
+        print(f"rlsys: could not draw {run_dir}/plots/curves.png: {exc}", file=sys.stderr)

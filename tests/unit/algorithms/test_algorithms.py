@@ -1,0 +1,37 @@
+"""Algorithm objects turn a scored batch into training items; the numbers are checked by hand."""
+
+import pytest
+
+from rlsys.algorithms.registry import ALGORITHMS, build_algorithm
+from rlsys.config import load_config
+from rlsys.records import Sample, ScoredBatch
+
+
+def _sample(i, n, temperature=0.8):
+    return Sample(i // 2, [1, 2], list(range(n)), "x", [-0.5] * n, "stop", 0, temperature)
+
+
+def test_grpo_items_carry_group_advantages_temperature_and_vllm_logprobs():
+    algo = build_algorithm(load_config(None, ["rollout.group_size=2", "algorithm.kl_beta=0"]))
+    assert isinstance(algo, ALGORITHMS["grpo"]) and not algo.needs_reference and not algo.needs_critic
+    samples = [_sample(i, 2 + i) for i in range(4)]
+    items, _ = algo.train_items(ScoredBatch(samples, [1.0, 0.0, 1.6, 1.6], group_size=2))
+    # group 1: mean 0.5, unbiased std sqrt(0.5): +-0.5 / 0.7071; group 2: all equal -> 0
+    assert [it.advantage for it in items] == pytest.approx([0.5 / (0.5 ** 0.5 + 1e-6), -0.5 / (0.5 ** 0.5 + 1e-6), 0.0, 0.0], rel=1e-12)
+    assert items[2].advantage == 0.0 and items[3].advantage == 0.0
+    assert all(it.temperature == 0.8 and it.sampling_logprobs == [-0.5] * len(it.completion_ids) for it in items)
+    assert all(it.token_advantages is None for it in items)
+
+
+def test_grpo_with_minillm_adds_whitened_per_token_rewards():
+    cfg = load_config(None, ["rollout.group_size=2", "teacher.path=x", "reward.combiner=minillm"])
+    algo = build_algorithm(cfg)
+    samples = [_sample(0, 2), _sample(1, 1)]
+    # per-token rewards log p_T - log p_S: [0.5, -1.5] and [-0.5]; mean -0.5, population std sqrt(2/3)
+    items, _ = algo.train_items(ScoredBatch(samples, [1.0, 0.0], 2, teacher_logprobs=[[0.0, -2.0], [-1.0]]))
+    a = 0.5 / (0.5 ** 0.5 + 1e-6)  # GRPO divides by std + eps
+    w = 1 / (2 / 3) ** 0.5
+    assert items[0].token_advantages == pytest.approx([a + w, a - w], rel=1e-6)
+    assert items[1].token_advantages == pytest.approx([-a + 0.0], abs=1e-6)
+    with pytest.raises(ValueError, match="needs the teacher's per-token log-probs"):
+        algo.train_items(ScoredBatch(samples, [1.0, 0.0], 2))
