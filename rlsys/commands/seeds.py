@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlsys.commands.arguments import config_arguments
 from rlsys.config import load_config
-from rlsys.observability.seeds import markdown_table, seed_summary
+from rlsys.observability.seed_summary import markdown_table, seed_summary
 
 NAME, HELP = "seeds", "run CONFIG once per seed; mean and spread of the held-out results"
 

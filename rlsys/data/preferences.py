@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlsys.config import DataConfig, PreferenceDataConfig
-from rlsys.data.scripts import script_share
+from rlsys.data.writing_systems import script_share
 from rlsys.errors import DataError
 
 FIELDS = ("prompt", "chosen", "rejected")

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from rlsys.errors import ConfigError
 from rlsys.config import Section
-from rlsys.data.scripts import SCRIPTS
+from rlsys.data.writing_systems import SCRIPTS
 
 KINDS = ("accuracy", "qa", "generation", "language", "perplexity")
 
@@ -26,7 +26,7 @@ class LanguageSettings(Section):
     wordlist: str | None = None
     """One word per line, e.g. /usr/share/dict/faroese (Debian `wfaroese`)."""
     script: str | None = None
-    """One of rlsys.data.scripts.SCRIPTS, e.g. faroese_latin, mongolian_cyrillic."""
+    """One of rlsys.data.writing_systems.SCRIPTS, e.g. faroese_latin, mongolian_cyrillic."""
 
     @model_validator(mode="after")
     def _check(self) -> "LanguageSettings":

@@ -7,7 +7,7 @@ for 'góðan'), and of letters in a script (`script_purity`)."""
 
 from __future__ import annotations
 
-from rlsys.data.scripts import script_share
+from rlsys.data.writing_systems import script_share
 from rlsys.data.sources import read_jsonl
 from rlsys.errors import DataError
 from rlsys.eval.stats import Estimate, bootstrap_ci, mean_ci

@@ -7,7 +7,7 @@ import pytest
 
 from rlsys.config import DataConfig, PreferenceDataConfig
 from rlsys.data.preferences import load_preferences, read_raw_rows, split_pairs, validate_rows, PreferencePair
-from rlsys.data.scripts import script_share
+from rlsys.data.writing_systems import script_share
 from rlsys.errors import DataError
 
 # Modern Mongolian (Cyrillic with Ө ө Ү ү).

@@ -5,7 +5,7 @@ import pytest
 from rlsys.data.solutions import chain_sum_solution, worked_solution
 from rlsys.data.sources import Task, load_reasoning_gym
 from rlsys.errors import DataError
-from rlsys.observability.seeds import markdown_table, seed_summary
+from rlsys.observability.seed_summary import markdown_table, seed_summary
 
 
 def test_chain_sum_solution_steps_left_to_right():
