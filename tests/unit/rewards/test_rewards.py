@@ -43,16 +43,16 @@ def user_reward(prompts, completions, answers, **fields):
 
 
 def test_user_reward_by_dotted_path_and_bad_names():
-    assert load_reward("tests.unit.test_rewards:user_reward") is user_reward
-    assert load_reward("tests.unit.test_rewards.user_reward") is user_reward
+    assert load_reward("tests.unit.rewards.test_rewards:user_reward") is user_reward
+    assert load_reward("tests.unit.rewards.test_rewards.user_reward") is user_reward
     with pytest.raises(RewardError, match="unknown reward 'nope'"):
         load_reward("nope")
     with pytest.raises(RewardError, match="cannot import module"):
         load_reward("no_such_pkg.mod:fn")
     with pytest.raises(RewardError, match="has no callable 'missing'"):
-        load_reward("tests.unit.test_rewards:missing")
+        load_reward("tests.unit.rewards.test_rewards:missing")
     with pytest.raises(RewardError, match="returned 1 values for 2"):
-        RewardSet([RewardTerm(name="tests.unit.test_rewards:_one")]).score(["a", "b"], ["a", "b"], ["", ""])
+        RewardSet([RewardTerm(name="tests.unit.rewards.test_rewards:_one")]).score(["a", "b"], ["a", "b"], ["", ""])
 
 
 def _one(prompts, completions, answers, **_):
