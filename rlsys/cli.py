@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from rlsys.commands import COMMANDS
-from rlsys.errors import USER_FACING, ConfigError
+from rlsys.errors import USER_FACING, ConfigError, RunStopped
+from rlsys.loops.stop_request import EXIT_STOPPED
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     command = next(c for c in COMMANDS if c.NAME == args.command)
     try:
         return command.run(args)
+    except RunStopped as exc:  # SIGTERM / SIGINT: stopped on purpose, resumable
+        print(f"rlsys: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
     except ConfigError as exc:
         print(f"rlsys: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,14 @@ class RunError(RuntimeError):
     """A run stopped: which actor, doing what, and why."""
 
 
+class RunStopped(RuntimeError):
+    """A run stopped on purpose (SIGTERM, SIGINT): resumable by running the same command again."""
+
+    def __init__(self, message: str, checkpointed: bool = True) -> None:
+        super().__init__(message)
+        self.checkpointed = checkpointed
+
+
 class SyncPeerLost(RuntimeError):
     """A member of the weight-sync group died during a broadcast; the group must be rebuilt."""
 

@@ -12,14 +12,24 @@ from rlsys.algorithms.registry import build_algorithm
 from rlsys.config import Config, dump_config
 from rlsys.data.prepared import Prepared
 from rlsys.distributed.roles import Roles
-from rlsys.errors import RunError
+from rlsys.errors import RunError, RunStopped
 from rlsys.loops import preference, rl
 from rlsys.loops.context import RunContext
+from rlsys.loops.stop_request import StopRequest
 from rlsys.preparation import prepare, prepare_run_dir
 from rlsys.training.checkpoint_store import read_state, resume_point, set_aside_newer, whole_checkpoints
 
 
 def train(cfg: Config) -> dict:
+    stop = StopRequest(cfg.run.stop_grace_s)
+    stop.install()  # SIGTERM / SIGINT: stop resumably, from here on
+    try:
+        return _train(cfg, stop)
+    finally:
+        stop.restore()
+
+
+def _train(cfg: Config, stop: StopRequest) -> dict:
     data = prepare(cfg)  # model paths, data rows, rewards, tokenizers: checked before any actor starts
     resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
     run_dir = prepare_run_dir(cfg, keep=resume_from is not None and Path(cfg.run.dir).resolve()
@@ -28,13 +38,20 @@ def train(cfg: Config) -> dict:
         set_aside_newer(run_dir, resume_from)  # checkpoints after it belong to an abandoned timeline
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     ctx = run_context(cfg, data, run_dir, resume_from)
+    ctx.stop = stop
     try:
         start_roles(ctx)  # rollout engines, reward worker, learner (and critic) ranks, teachers, weight sync
+        stop.install()  # again: starting Ray put its own handlers in place
         loop = preference if cfg.algorithm.type == "dpo" else rl
         summary = loop.run(ctx)  # the training mode's loop: evaluate, iterate, checkpoint, save
         write_json_atomic(run_dir / "summary.json", summary)
         plot_run(run_dir)
         return summary
+    except RunStopped as exc:
+        found = whole_checkpoints(run_dir)
+        hint = (f"the run continues from {found[-1]}: run the same command again (run.resume=auto)" if found
+                else "no checkpoint was written: the same command starts the run afresh")
+        raise RunStopped(f"{exc}\nrlsys: {hint}", exc.checkpointed) from exc
     except RunError as exc:
         if found := whole_checkpoints(run_dir):
             raise RunError(f"{exc}\nrlsys: the run can continue from {found[-1]}: run the same command again "

@@ -56,6 +56,12 @@ class TeacherConfig(Section):
     failing; restarts are counted in the metrics (`teacher/restarts`) and the summary."""
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources (or node labels turned into resources) each teacher asks for, e.g.
+    `{teacher_node: 1}`: the teachers run only on nodes that offer them (`ray start
+    --resources='{"teacher_node": 4}'`). Empty: any node with the CPUs/GPUs asked for."""
+    scheduling: Literal["default", "spread"] = "default"
+    """spread: put the teachers on as many nodes as possible (Ray's SPREAD)."""
 
 
 class LPTConfig(Section):

@@ -29,5 +29,12 @@ class LearnerConfig(Section):
     gradient checkpointing, where it is not)."""
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources (or node labels turned into resources) each learner rank asks for, e.g.
+    `{learner_node: 1}`: the learner ranks run only on nodes that offer them (`ray start
+    --resources='{"learner_node": 4}'`). Empty: any node with the CPUs/GPUs asked for."""
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    """How the ranks' placement group lays them out over nodes (Ray's strategies): PACK keeps
+    them together where it can, STRICT_PACK on one node, (STRICT_)SPREAD over several."""
     torch_threads: int | None = None
     """CPU threads per learner rank; default: every core (phases do not overlap)."""

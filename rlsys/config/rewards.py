@@ -37,6 +37,10 @@ class RewardConfig(Section):
     squash_temperature: float = Field(1.0, gt=0.0)
     minillm: MiniLLMConfig = Field(default_factory=MiniLLMConfig)
     num_cpus: float = Field(0.1, ge=0.0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources (or node labels turned into resources) each reward worker asks for, e.g.
+    `{reward_node: 1}`: the reward worker run only on nodes that offer them (`ray start
+    --resources='{"reward_node": 4}'`). Empty: any node with the CPUs/GPUs asked for."""
     max_restarts: int = Field(3, ge=0)
     """Restart a reward worker (or reward-model actor) that dies this many times; its
     unfinished call is re-run. Counted in the metrics (`reward/restarts`) and the summary."""

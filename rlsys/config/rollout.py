@@ -27,6 +27,13 @@ class RolloutConfig(Section):
     enforce_eager: bool = True
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources (or node labels turned into resources) each rollout worker asks for, e.g.
+    `{rollout_node: 1}`: the rollout workers run only on nodes that offer them (`ray start
+    --resources='{"rollout_node": 4}'`). Empty: any node with the CPUs/GPUs asked for."""
+    scheduling: Literal["default", "spread"] = "default"
+    """spread: put the rollout workers on as many nodes as possible (Ray's SPREAD); default:
+    Ray packs them where resources are free."""
     max_staleness: int = Field(0, ge=0)
     """Asynchronous rollouts: generation of the next batches overlaps training, and the learner
     trains on samples at most this many weight versions old (0: the synchronous loop)."""

@@ -38,6 +38,12 @@ class RunConfig(Section):
     resume: str = "auto"
     """auto: continue from the newest whole checkpoint in run.dir when it has one; never: start
     afresh; or the path of a checkpoint (or of a run folder) to continue from."""
+    stop_grace_s: float = Field(300.0, gt=0.0)
+    """On SIGTERM or SIGINT (job stop, preemption, eviction) the run finishes the iteration in
+    flight and checkpoints it within this many seconds, then exits with status 75; past it,
+    the iteration is abandoned and the newest earlier checkpoint is the one to resume from.
+    Set it below your scheduler's grace period (SLURM's KillWait, Kubernetes'
+    terminationGracePeriodSeconds)."""
     resume_check_prompts: int = Field(8, ge=0)
     """On resume, greedy completions of the first N held-out prompts are written to
     eval_samples.jsonl, to compare with the run's outputs before it stopped."""
@@ -77,6 +83,9 @@ class RayConfig(Section):
     address: str | None = None
     """None: start a local Ray on 127.0.0.1 (or join the cluster of `ray job submit`)."""
     num_cpus: int | None = None
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Custom resources of the local Ray a run starts (ignored when it joins a cluster), to try
+    the roles' `resources` placement on one machine, e.g. {rollout_node: 2, learner_node: 1}."""
 
 
 class TrackingConfig(Section):

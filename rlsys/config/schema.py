@@ -63,7 +63,8 @@ class Config(Section):
         c = self.critic
         own = {"num_ranks": c.num_ranks, "num_cpus": c.num_cpus, "num_gpus": c.num_gpus, "lr": c.lr,
                "warmup_steps": c.warmup_steps, "zero_stage": c.zero_stage, "grad_clip": c.grad_clip,
-               "torch_threads": c.torch_threads, "min_lr_ratio": 1.0}
+               "torch_threads": c.torch_threads, "min_lr_ratio": 1.0,
+               "resources": c.resources, "placement": c.placement}
         own.update({k: getattr(c, k) for k in ("mini_batch_size", "micro_batch_size", "epochs") if getattr(c, k)})
         return self.learner.model_copy(update=own)
 

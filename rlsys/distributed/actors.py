@@ -32,7 +32,8 @@ def _free_endpoint() -> tuple[str, int]:
 
 def start_rollout_worker(cfg: Config, model_path: str, slot: int):
     """The vLLM worker of rollout slot `slot` (a replacement or an added worker takes a new one)."""
-    remote = ray.remote(num_cpus=cfg.rollout.num_cpus, num_gpus=cfg.rollout.num_gpus, max_restarts=0)(RolloutWorker)
+    remote = ray.remote(num_cpus=cfg.rollout.num_cpus, num_gpus=cfg.rollout.num_gpus, max_restarts=0,
+                        **placement_options(cfg.rollout.resources, cfg.rollout.scheduling))(RolloutWorker)
     return remote.remote(
         model_path,
         dtype=cfg.model.dtype,
@@ -61,8 +62,8 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
     """`lc.num_ranks` actors of `cls` packed into one placement group (returned with them, for
     the group to remove when it is killed); rank 0's node hosts the rendezvous. Each is built
     as `cls(*before, rank, world_size, host, port, *after)`."""
-    bundle = {"CPU": lc.num_cpus} | ({"GPU": lc.num_gpus} if lc.num_gpus else {})
-    group = placement_group([bundle] * lc.num_ranks, strategy="PACK")
+    bundle = {"CPU": lc.num_cpus} | ({"GPU": lc.num_gpus} if lc.num_gpus else {}) | lc.resources
+    group = placement_group([bundle] * lc.num_ranks, strategy=lc.placement)
     try:
         ray.get(group.ready(), timeout=timeout_s)
     except ray.exceptions.GetTimeoutError:
@@ -138,6 +139,7 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
         if term.name == "reward_model":
             kwargs = dict(term.kwargs)
             options = {"num_cpus": kwargs.pop("num_cpus", 1), "num_gpus": kwargs.pop("num_gpus", 0),
+                       **placement_options(kwargs.pop("resources", {}), "default"),
                        **stateless_restarts(cfg.reward.max_restarts)}
             handle = ray.remote(RewardModelScorer).options(**options).remote(**kwargs)
             out[term.name] = RemoteRewardModel(handle, cfg.run.timeout("reward"))
@@ -148,8 +150,16 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
 
 
 def start_reward_worker(cfg: Config, cls: type = RewardWorker):
-    return ray.remote(num_cpus=cfg.reward.num_cpus, **stateless_restarts(cfg.reward.max_restarts))(cls).remote(
+    return ray.remote(num_cpus=cfg.reward.num_cpus, **placement_options(cfg.reward.resources, "default"),
+                      **stateless_restarts(cfg.reward.max_restarts))(cls).remote(
         cfg.reward, cfg.data.template, start_reward_models(cfg))
+
+
+def placement_options(resources: dict[str, float], scheduling: str) -> dict:
+    """Ray options that put an actor on the nodes offering `resources` (custom resources or
+    labels), spread over nodes or placed where Ray finds room."""
+    return {**({"resources": dict(resources)} if resources else {}),
+            **({"scheduling_strategy": "SPREAD"} if scheduling == "spread" else {})}
 
 
 def stateless_restarts(max_restarts: int) -> dict:
@@ -171,7 +181,7 @@ def start_teachers(cfg: Config, model_path: str) -> list:
     tc = cfg.teacher
     remote = ray.remote(TeacherService)
     options = {"num_cpus": tc.num_cpus, "num_gpus": tc.num_gpus, **stateless_restarts(tc.max_restarts),
-               "max_concurrency": 1000}
+               **placement_options(tc.resources, tc.scheduling), "max_concurrency": 1000}
     handles = []
     for i, name in enumerate(teacher_names(cfg)):
         named = {"name": name, "namespace": tc.namespace, "get_if_exists": True} if tc.name else {}

@@ -50,6 +50,47 @@ def role_cpus(cfg) -> dict[str, float]:
     return demand
 
 
+def role_resources(cfg) -> dict[str, dict[str, float]]:
+    """The custom resources each role of a run asks for in all (per actor x actors)."""
+    wanted = {"rollout": (cfg.rollout.resources, cfg.rollout.num_workers),
+              "learner": (cfg.learner.resources, cfg.learner.num_ranks), "reward": (cfg.reward.resources, 1)}
+    if cfg.algorithm.type == "ppo":
+        wanted["critic"] = (cfg.critic.resources, cfg.critic.num_ranks)
+    if cfg.teacher.path:
+        wanted["teacher"] = (cfg.teacher.resources, cfg.teacher.num_workers)
+    for t in cfg.reward.terms:
+        if t.name == "reward_model" and t.kwargs.get("resources"):
+            wanted["reward_model"] = (t.kwargs["resources"], 1)
+    return {role: {k: float(v) * n for k, v in res.items()} for role, (res, n) in wanted.items() if res}
+
+
+def placement_problems(demand: dict[str, dict[str, float]], available: dict[str, float]) -> list[str]:
+    """What the cluster lacks for each role's custom resources (all roles' needs of one
+    resource added up), one line per resource."""
+    total: dict[str, float] = {}
+    for res in demand.values():
+        for k, v in res.items():
+            total[k] = total.get(k, 0.0) + v
+    problems = []
+    for k, need in total.items():
+        if need > available.get(k, 0.0) + 1e-9:
+            roles = ", ".join(f"{role} {res[k]:g}" for role, res in demand.items() if k in res)
+            problems.append(f"resource {k!r}: the run asks for {need:g} ({roles}) and the cluster offers "
+                            f"{available.get(k, 0.0):g}")
+    return problems
+
+
+def check_placement(cfg) -> None:
+    """Refuse, before any actor starts, roles pinned to resources no node offers."""
+    import ray
+
+    problems = placement_problems(role_resources(cfg), ray.cluster_resources())
+    if problems:
+        raise RunError("the roles cannot be placed: " + "; ".join(problems) + ". Start the nodes with those "
+                       "resources (`ray start --resources='{\"NAME\": N}'`), or change the roles' `resources` in the "
+                       "config; `ray status` lists what each node offers")
+
+
 def check_cpus(demand: dict[str, float], available: float, where: str) -> None:
     """Refuse a run whose actors could never all be placed (they would wait forever)."""
     total = sum(demand.values())
@@ -87,6 +128,7 @@ def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
     check_cpus(demand or {}, num_cpus, "the local Ray (ray.num_cpus)")
     ray.init(
         num_cpus=num_cpus,
+        resources=dict(cfg.resources) or None,
         include_dashboard=False,
         runtime_env={"env_vars": actor_env()},
         log_to_driver=True,

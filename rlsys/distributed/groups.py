@@ -43,6 +43,11 @@ class ActorGroup:
         call = getattr(handle, name)
         return call.options(concurrency_group=self.call_groups[name]) if name in self.call_groups else call
 
+    def node_ids(self, timeout_s: float | None) -> list[str]:
+        """The Ray node each member runs on, in order."""
+        return wait_all([h.__ray_call__.remote(node_of_actor) for h in self.handles], self.names, "placement",
+                        timeout_s)
+
     def ray_restarts(self) -> int:
         """How often Ray restarted this group's actors (the GCS actor table; works without a dashboard)."""
         from ray._private import state
@@ -140,3 +145,10 @@ class TeacherPool(ActorGroup):
             "teacher/mean_batch": total["teacher/sequences"] / max(1.0, total["teacher/batches"]),
             "teacher/queue_depth_max": max(s["teacher/queue_depth_max"] for s in per_teacher),
         }
+
+
+def node_of_actor(_actor) -> str:
+    """Runs inside an actor (`__ray_call__`): the id of its node."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()

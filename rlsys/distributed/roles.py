@@ -23,6 +23,7 @@ class Roles:
         self.version = 0  # the weights every engine holds (confirmed by each at the last sync)
         self.rollout = self.reward = self.learners = self.control = None
         self.critics: CriticGroup | None = None
+        self.placement: dict[str, list[str]] = {}  # role -> the node id of each of its actors, at start
         self.teachers: TeacherPool | None = None
 
     # ----- start and stop -------------------------------------------------------------
@@ -36,9 +37,10 @@ class Roles:
     def start_sampling(self, model_path: str) -> None:
         """The rollout pool and the reward worker (all that `rlsys make-pairs` needs)."""
         from rlsys.distributed.actors import rollout_pool, start_reward_worker
-        from rlsys.distributed.cluster import init_ray, role_cpus
+        from rlsys.distributed.cluster import check_placement, init_ray, role_cpus
 
         init_ray(self.cfg.ray, role_cpus(self.cfg))
+        check_placement(self.cfg)  # roles pinned to resources no node offers: an error now, not a wait
         self.rollout = rollout_pool(self.cfg, model_path)
         self.reward = ActorGroup([start_reward_worker(self.cfg)], ["reward"])
 
@@ -60,6 +62,15 @@ class Roles:
         backend = choose_backend(cfg.sync.backend, cfg.rollout.num_gpus, cfg.learner.num_gpus)
         self.rollout.attach(self.learners, backend, cfg.sync, cfg.model.dtype, cfg.rollout.max_staleness > 0)
         self.control = start_control(Path(cfg.run.dir))
+        self.placement = self.node_ids()
+        print("rlsys: placement: " + "; ".join(f"{role} on {describe_nodes(ids)}" for role, ids in
+                                             self.placement.items()), flush=True)
+
+    def node_ids(self) -> dict[str, list[str]]:
+        """The Ray node of every actor of every role (one entry per actor, in the group's order)."""
+        groups = {"rollout": self.rollout, "reward": self.reward, "learner": self.learners, "critic": self.critics,
+                  "teacher": self.teachers}
+        return {role: g.node_ids(self._bound("start")) for role, g in groups.items() if g is not None}
 
     def stop(self) -> None:
         for group in (self.rollout, self.learners, self.critics):
@@ -236,3 +247,11 @@ class Roles:
         else:
             tmp.rename(out)
         return out
+
+
+def describe_nodes(ids: list[str]) -> str:
+    """`node 1a2b3c4d x2, node 5e6f7a8b` (short node ids, actors per node)."""
+    counts: dict[str, int] = {}
+    for i in ids:
+        counts[i] = counts.get(i, 0) + 1
+    return ", ".join(f"node {i[:8]}" + (f" x{n}" if n > 1 else "") for i, n in counts.items())

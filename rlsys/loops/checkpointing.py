@@ -29,10 +29,13 @@ class RunCheckpoints:
         cfg = ctx.cfg
         self.ctx, self.run_dir, self.sampler = ctx, ctx.run_dir, sampler
         self.every = cfg.run.checkpoint_every
-        self.store = CheckpointStore(ctx.run_dir, cfg.run.keep_checkpoints, cfg.run.best_by, cfg.run.best_mode) \
-            if self.every else None
+        self.store = self.open_store() if self.every else None  # opened on a stop's checkpoint otherwise
         self.resumed_from = ctx.resume_from
         self.state: dict = {}
+
+    def open_store(self) -> CheckpointStore:
+        run = self.ctx.cfg.run
+        return CheckpointStore(self.run_dir, run.keep_checkpoints, run.best_by, run.best_mode)
 
     def restore(self) -> int:
         """Load the checkpoint this run continues from (if any); the first iteration to run."""
@@ -58,6 +61,7 @@ class RunCheckpoints:
         """`sampler_state`: where the next untrained batch is drawn from (the sampler itself
         may be ahead of the learner with asynchronous rollouts)."""
         roles, started = self.ctx.roles, time.perf_counter()
+        self.store = self.store or self.open_store()
         tmp = self.store.begin(it)
         state = {
             "iteration": it, "version": roles.version, "sampler": sampler_state or self.sampler.state_dict(),

@@ -10,6 +10,7 @@ from rlsys.algorithms.registry import Algorithm
 from rlsys.config import Config
 from rlsys.data.prepared import Prepared
 from rlsys.distributed.roles import Roles
+from rlsys.loops.stop_request import StopRequest
 
 
 @dataclass
@@ -22,3 +23,9 @@ class RunContext:
     resume_from: Path | None = None
     schedule: dict[str, int] | None = None
     """Optimiser steps the learning-rate schedules span (saved in every checkpoint)."""
+    stop: StopRequest | None = None
+    """Set by SIGTERM/SIGINT: the loop checkpoints the iteration in flight and stops."""
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop is not None and self.stop.requested

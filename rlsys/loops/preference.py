@@ -15,6 +15,7 @@ from rlsys.algorithms.dpo import best_worst_pairs
 from rlsys.config import Config
 from rlsys.data.samplers import PromptSampler, group_temperatures
 from rlsys.distributed.roles import Roles
+from rlsys.errors import RunStopped
 from rlsys.loops.context import RunContext
 from rlsys.loops.evaluation import HeldOutEvaluation
 from rlsys.loops.rl_phases import check_on_policy
@@ -59,6 +60,7 @@ def offline(ctx: RunContext, trackers, progress, heldout: list[PairItem]) -> lis
     cfg, losses = ctx.cfg, []
     items = ctx.data.pairs.train
     for n, batch in enumerate(epochs_of_steps(cfg, items, random.Random(cfg.run.seed)), start=1):
+        stop_if_asked(ctx, f"step {n}")
         metrics, _ = step(ctx.roles, batch)  # one DPO optimiser step over the learner ranks
         if cfg.algorithm.eval_every_steps and n % cfg.algorithm.eval_every_steps == 0:
             metrics.update(evaluate(ctx, heldout))  # held-out pairs
@@ -96,6 +98,13 @@ def online_round(ctx: RunContext, sampler: PromptSampler) -> tuple[dict[str, flo
     return metrics, losses
 
 
+def stop_if_asked(ctx: RunContext, before: str) -> None:
+    """Preference runs do not checkpoint: a stop ends them where they are."""
+    if ctx.stop_requested:
+        raise RunStopped(f"stopped by {ctx.stop.signal} before {before}; preference (DPO) runs keep no checkpoint, "
+                         "so running the same command starts afresh", checkpointed=False)
+
+
 def run(ctx: RunContext) -> dict:
     """Evaluate, train, sync, evaluate, save: the summary of the run."""
     cfg, roles, run_dir, started = ctx.cfg, ctx.roles, ctx.run_dir, time.perf_counter()
@@ -117,6 +126,7 @@ def run(ctx: RunContext) -> dict:
         if cfg.algorithm.online:
             losses, sampler = [], PromptSampler(len(ctx.data.train), cfg.run.seed)
             for r in range(1, cfg.run.iterations + 1):
+                stop_if_asked(ctx, f"round {r}")
                 metrics, round_losses = online_round(ctx, sampler)
                 losses += round_losses
                 trackers.log(r, metrics)
@@ -132,6 +142,7 @@ def run(ctx: RunContext) -> dict:
     trackers.close()
     saved = roles.save_models(run_dir)
     summary = {"eval_before": before, "eval_after": after, "steps": len(losses),
-               "wall_seconds": time.perf_counter() - started, "final_weight_version": roles.version, **saved}
+               "wall_seconds": time.perf_counter() - started, "final_weight_version": roles.version,
+               "placement": roles.placement, **saved}
     write_training_stats(run_dir / "training_stats.json", ctx, summary, losses)
     return summary

@@ -12,6 +12,7 @@ import time
 
 from rlsys.data.samplers import PromptSampler
 from rlsys.distributed.roles import Roles
+from rlsys.errors import RunStopped
 from rlsys.loops.checkpointing import RunCheckpoints
 from rlsys.loops.context import RunContext
 from rlsys.loops.evaluation import HeldOutEvaluation
@@ -46,6 +47,8 @@ def run(ctx: RunContext) -> dict:
         batches.start(first, last)
         try:
             for it in range(first, last + 1):
+                if ctx.stop_requested:  # asked during start-up or the first evaluation: nothing new to save
+                    raise RunStopped(f"stopped by {ctx.stop.signal} before iteration {it}")
                 t0 = time.perf_counter()
                 with batches.engines:
                     requests = roles.take_requests()  # rollout workers added or removed between iterations
@@ -70,10 +73,13 @@ def run(ctx: RunContext) -> dict:
                 metrics["time/iteration"] = time.perf_counter() - t0
                 metrics["time/run"] = time.perf_counter() - loop_started
                 trackers.log(it, metrics)
-                if checkpoints.due(it, last):  # every rank's state, the sampler and the version, atomically
-                    checkpoints.save(it, evaluation, eval_before, restarts(roles, resumed), trackers.ids(),
-                                     batches.sampler_state(it))
+                stopping = ctx.stop_requested  # SIGTERM or SIGINT: this iteration is checkpointed, then the run stops
+                if checkpoints.due(it, last) or stopping:  # every rank's state, the sampler and the version, atomically
+                    point = checkpoints.save(it, evaluation, eval_before, restarts(roles, resumed), trackers.ids(),
+                                             batches.sampler_state(it))
                 progress.advance(metrics)
+                if stopping:
+                    raise RunStopped(f"stopped by {ctx.stop.signal} after iteration {it} (checkpoint {point.name})")
         finally:
             batches.close()
         eval_after = evaluation if first <= last else resumed.get("eval", {})
@@ -85,7 +91,7 @@ def run(ctx: RunContext) -> dict:
     return {"eval_before": eval_before, "eval_after": eval_after, "iterations": last,
             "wall_seconds": time.perf_counter() - started, "final_weight_version": roles.version,
             "restarts": restarts(roles, resumed), "restarts_by_role": roles.restarts_by_role(),
-            "restart_events": roles.restart_events,
+            "restart_events": roles.restart_events, "placement": roles.placement,
             "resumed_from": str(checkpoints.resumed_from) if checkpoints.resumed_from else None,
             "checkpoints": checkpoints.listing(), "best_checkpoint": checkpoints.best(), **saved}
 

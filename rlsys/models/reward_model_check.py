@@ -8,7 +8,7 @@ from rlsys.errors import RewardModelError
 # The settings a `reward_model` reward term may give in its kwargs (RewardModelScorer's
 # parameters), plus where its actor is placed.
 REWARD_MODEL_SETTINGS = ("path", "batch_size", "padding_side", "dtype", "max_length", "system_prompt")
-PLACEMENT_SETTINGS = ("num_cpus", "num_gpus")
+PLACEMENT_SETTINGS = ("num_cpus", "num_gpus", "resources")
 
 
 def check_reward_model(path: str) -> None:
