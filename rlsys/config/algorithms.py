@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from rlsys.config.base import Section
+from rlsys.config.base import PlacementStrategy, Section
 
 class PolicyLossConfig(Section):
     """The PPO-clip surrogate every policy-gradient algorithm here trains with."""
@@ -99,12 +99,10 @@ class CriticConfig(Section):
     num_ranks: int = Field(1, ge=1)
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
-    resources: dict[str, float] = Field(default_factory=dict)
-    """Ray custom resources (or node labels turned into resources) each critic rank asks for, e.g.
-    `{critic_node: 1}`: the critic ranks run only on nodes that offer them (`ray start
-    --resources='{"critic_node": 4}'`). Empty: any node with the CPUs/GPUs asked for."""
-    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    placement: PlacementStrategy = "PACK"
     """How the critic ranks' placement group lays them out over nodes (as `learner.placement`)."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Custom resources each critic rank asks for (as `learner.resources`), e.g. {critic_node: 1}."""
     lr: float = Field(5e-5, gt=0.0)
     warmup_steps: int = Field(0, ge=0)
     """Learning-rate warmup in optimiser steps."""

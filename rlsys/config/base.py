@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict
+
+# Ray's placement-group strategies, for roles with several ranks.
+PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
+
 
 class Section(BaseModel):
     """Every config section rejects unknown keys (a misspelt key is an error)."""

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlsys.config.base import Section
+from rlsys.config.base import PlacementStrategy, Section
 
 class LearnerConfig(Section):
     num_ranks: int = Field(1, ge=1)
@@ -33,7 +33,7 @@ class LearnerConfig(Section):
     """Ray custom resources (or node labels turned into resources) each learner rank asks for, e.g.
     `{learner_node: 1}`: the learner ranks run only on nodes that offer them (`ray start
     --resources='{"learner_node": 4}'`). Empty: any node with the CPUs/GPUs asked for."""
-    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    placement: PlacementStrategy = "PACK"
     """How the ranks' placement group lays them out over nodes (Ray's strategies): PACK keeps
     them together where it can, STRICT_PACK on one node, (STRICT_)SPREAD over several."""
     torch_threads: int | None = None

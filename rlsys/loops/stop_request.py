@@ -9,7 +9,6 @@ a flag, so a Ray call in flight is not interrupted until the grace has passed.""
 
 from __future__ import annotations
 
-import _thread
 import signal
 import sys
 import threading
@@ -54,14 +53,15 @@ class StopRequest:
         if self.signal is None:
             self.signal, self.received_at = name, time.monotonic()
             print(f"rlsys: {name} received: finishing the iteration in flight, then a checkpoint and a stop (at most "
-                  f"{self.grace_s:.0f}s; run.stop_grace_s); another signal stops at once", file=sys.stderr, flush=True)
+                  f"{self.grace_s:g}s; run.stop_grace_s); another signal stops at once", file=sys.stderr, flush=True)
             self._timer = threading.Timer(self.grace_s, self._expire)
             self._timer.daemon = True
             self._timer.start()
             return
-        why = f"run.stop_grace_s ({self.grace_s:.0f}s) passed" if self._expired else f"a second {name}"
+        why = f"run.stop_grace_s ({self.grace_s:g}s) passed" if self._expired else f"a second {name}"
         raise RunStopped(f"{why} after {self.signal}: the iteration in flight was abandoned", checkpointed=False)
 
     def _expire(self) -> None:
         self._expired = True
-        _thread.interrupt_main(signal.SIGTERM)  # runs `_handle` in the main thread, which raises there
+        # A real signal to the main thread: it wakes a blocking call, then `_handle` raises there.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
