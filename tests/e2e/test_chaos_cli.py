@@ -94,7 +94,7 @@ def _check(run_dir, iterations: int, restarts: dict[str, int]) -> None:
 
 
 def test_rollout_workers_and_their_engines_killed_at_random_moments(tmp_path):
-    iterations = 14
+    iterations = 20
     plan = ["rollout", "rollout-engine", "rollout-vllm-worker"]
     run_dir = _run_with_kills(tmp_path, ["configs/tiny/smoke.yaml", "rollout.num_workers=2", "rollout.max_restarts=5",
                                          "ray.num_cpus=4"], iterations, plan, seed=1)
@@ -109,7 +109,7 @@ def test_rollout_workers_and_their_engines_killed_at_random_moments(tmp_path):
 
 
 def test_async_run_survives_killed_engines_teacher_and_reward_worker(tmp_path):
-    iterations = 12
+    iterations = 16
     plan = ["rollout-engine", "teacher-engine", "reward", "rollout"]
     run_dir = _run_with_kills(tmp_path, ["configs/tiny/grpo_teacher_ll.yaml", "rollout.num_workers=2",
                                          "rollout.max_staleness=1", "rollout.max_restarts=5", "ray.num_cpus=6",
