@@ -1,0 +1,81 @@
+"""A Ray cluster of several nodes on this machine, on 127.0.0.1 only: a head and N-1 worker
+raylets (worker k offers the custom resource `nodek: 1`), started with Ray's own multi-node
+machinery (`ray.cluster_utils.Cluster`: a real GCS and real raylets), so that placement,
+node loss and `ray job submit` can be tried on a laptop.
+
+`ray start` cannot do this: joining a second node needs RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1,
+and with it `ray start` rewrites `--node-ip-address=127.0.0.1` to the machine's interface
+address (`services.resolve_ip_for_localhost`). Started here with that setting at 0, every
+node registers and listens on 127.0.0.1. The processes outlive the command; their pids are
+kept in a state file so that `stop` ends exactly that cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from rlsys.distributed.cluster import LOOPBACK_ENV, actor_env
+
+STATE_DIR = Path(tempfile.gettempdir()) / "rlsys-local-clusters"
+
+
+def state_file(address: str) -> Path:
+    return STATE_DIR / (address.replace(":", "_") + ".json")
+
+
+def start_local_cluster(nodes: int, cpus_per_node: float) -> dict:
+    """Start the cluster; its address, dashboard and processes (also written to its state file)."""
+    os.environ[LOOPBACK_ENV] = "0"
+    os.environ.update(actor_env())  # the raylets' workers (the actors) inherit them
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # addresses stay 127.0.0.1 even if ray was imported first
+    common = {"num_cpus": cpus_per_node, "node_ip_address": "127.0.0.1", "object_store_memory": 256 * 2**20}
+    cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
+                      head_node_args={**common, "include_dashboard": True, "dashboard_host": "127.0.0.1"})
+    for k in range(1, nodes):
+        cluster.add_node(**common, resources={f"node{k}": 1.0})
+    pids = sorted({info.process.pid for node in [cluster.head_node, *cluster.worker_nodes]
+                   for infos in node.all_processes.values() for info in infos})
+    state = {"address": cluster.address, "nodes": nodes, "cpus_per_node": cpus_per_node, "pids": pids,
+             "dashboard": f"http://{cluster.head_node.webui_url}" if cluster.head_node.webui_url else None,
+             "session_dir": cluster.head_node.get_session_dir_path()}
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    state_file(cluster.address).write_text(json.dumps(state, indent=1))
+    return state
+
+
+def stop_local_cluster(address: str, grace_s: float = 10.0) -> list[int]:
+    """End every process of the cluster started at `address` (and the workers they spawned);
+    the pids that were still running."""
+    import psutil
+
+    path = state_file(address)
+    if not path.exists():
+        raise FileNotFoundError(f"no local cluster was started at {address} (no {path}); "
+                                "`rlsys local-cluster start` prints the address to give")
+    state = json.loads(path.read_text())
+    procs = []
+    for pid in state["pids"]:
+        try:
+            p = psutil.Process(pid)
+            procs += [p, *p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        p.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+    path.unlink()
+    time.sleep(0.1)
+    return [p.pid for p in procs]
