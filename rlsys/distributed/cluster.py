@@ -127,6 +127,7 @@ def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
     num_cpus = cfg.num_cpus or max(os.cpu_count() or 1, math.ceil(need))
     check_cpus(demand or {}, num_cpus, "the local Ray (ray.num_cpus)")
     ray.init(
+        address="local",  # a Ray of this run's own, never a cluster some other command left on this machine
         num_cpus=num_cpus,
         resources=dict(cfg.resources) or None,
         include_dashboard=False,

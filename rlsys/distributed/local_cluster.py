@@ -35,11 +35,20 @@ def start_local_cluster(nodes: int, cpus_per_node: float) -> dict:
     from ray.cluster_utils import Cluster
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # addresses stay 127.0.0.1 even if ray was imported first
+    from ray._private.utils import get_ray_address_file, read_ray_address
+
+    previous = read_ray_address()
     common = {"num_cpus": cpus_per_node, "node_ip_address": "127.0.0.1", "object_store_memory": 256 * 2**20}
     cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
                       head_node_args={**common, "include_dashboard": True, "dashboard_host": "127.0.0.1"})
     for k in range(1, nodes):
         cluster.add_node(**common, resources={f"node{k}": 1.0})
+    # Cluster() records itself as "the" cluster of this machine, which a bare `ray.init()`
+    # would join: put back what was there, so that only RAY_ADDRESS / ray.address lead here.
+    if previous:
+        Path(get_ray_address_file(None)).write_text(previous)
+    else:
+        Path(get_ray_address_file(None)).unlink(missing_ok=True)
     pids = sorted({info.process.pid for node in [cluster.head_node, *cluster.worker_nodes]
                    for infos in node.all_processes.values() for info in infos})
     state = {"address": cluster.address, "nodes": nodes, "cpus_per_node": cpus_per_node, "pids": pids,

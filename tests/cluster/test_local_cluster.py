@@ -68,8 +68,12 @@ def test_three_nodes_on_loopback_run_a_job_across_them_and_stop(tmp_path):
                       "learner.resources={node2: 1}")
         assert done.returncode == 0, done.stderr[-3000:]
         placement = json.loads((run_dir / "summary.json").read_text())["placement"]
-        assert len(placement["rollout"]) == len(placement["learner"]) == 1
+        assert set(placement) == {"rollout", "reward", "learner"}
+        assert all(len(ids) == 1 and len(ids[0]) == 56 for ids in placement.values()), placement
         assert placement["rollout"] != placement["learner"]  # two raylets: the sync crossed nodes
+        rollout, reward, learner = (placement[r][0][:8] for r in ("rollout", "reward", "learner"))
+        assert f"rlsys: placement: rollout on node {rollout}; reward on node {reward}; learner on node {learner}" \
+            in done.stdout + done.stderr
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         assert [r["sync/version"] for r in rows] == [1.0, 2.0] and all(r["sync/probes"] == 3.0 for r in rows)
         after = _listening(_family(pids))  # the job's workers included

@@ -18,7 +18,7 @@ from .process_watch import ProcessWatch
 
 pytestmark = pytest.mark.slow
 
-ITERATIONS = 12
+ITERATIONS = 8
 ARGS = ["configs/tiny/smoke.yaml", f"run.iterations={ITERATIONS}", "run.checkpoint_every=0", "run.stop_grace_s=120",
         "tracking.console=false"]
 
