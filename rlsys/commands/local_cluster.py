@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from rlsys.errors import ConfigError
+
 NAME, HELP = "local-cluster", "start or stop a several-node Ray cluster on this machine (127.0.0.1 only)"
 
 
@@ -21,11 +23,11 @@ def run(args) -> int:
 
     if args.action == "stop":
         if not args.address:
-            raise FileNotFoundError("rlsys local-cluster stop needs the address `start` printed")
+            raise ConfigError("rlsys local-cluster stop needs the address `start` printed")
         print(json.dumps({"stopped": args.address, "processes": len(stop_local_cluster(args.address))}))
         return 0
     if args.nodes < 1:
-        raise FileNotFoundError("--nodes must be at least 1")
+        raise ConfigError(f"--nodes {args.nodes}: a cluster has at least one node (the head)")
     state = start_local_cluster(args.nodes, args.cpus_per_node)
     print(json.dumps({k: state[k] for k in ("nodes", "cpus_per_node", "dashboard", "session_dir")}))
     print(f"use it: RAY_ADDRESS={state['address']} (or ray.address={state['address']}); stop it: "

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 from rlsys.distributed.cluster import LOOPBACK_ENV, actor_env
@@ -86,5 +85,4 @@ def stop_local_cluster(address: str, grace_s: float = 10.0) -> list[int]:
         p.kill()
     psutil.wait_procs(alive, timeout=grace_s)
     path.unlink()
-    time.sleep(0.1)
     return [p.pid for p in procs]
