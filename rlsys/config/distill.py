@@ -43,6 +43,9 @@ class TeacherConfig(Section):
     request_sequences: int = Field(16, ge=1)
     """Sequences per request the controller sends; the service merges requests into batches."""
     kv_cache_gib: float = Field(1.0, gt=0.0)
+    tensor_parallel_size: int = Field(1, ge=1)
+    """Devices one vLLM teacher spans (tensor parallel), for a teacher that does not fit one
+    (a 27B in bf16 on 24 GB cards); each teacher then needs `num_gpus` >= this on GPUs."""
     hf_micro_batch: int = Field(8, ge=1)
     device_map: str | None = None
     """HF backend: e.g. "auto" to spread a big teacher over GPUs and offload to CPU."""

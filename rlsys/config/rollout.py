@@ -25,6 +25,10 @@ class RolloutConfig(Section):
     vLLM and by the learner alike."""
     kv_cache_gib: float = Field(1.0, gt=0.0)
     enforce_eager: bool = True
+    tensor_parallel_size: int = Field(1, ge=1)
+    """Devices one rollout engine spans (vLLM tensor parallel), for a student that does not fit
+    one; each worker then needs `num_gpus` >= this on GPUs. Every shard receives each weight
+    sync and is checked."""
     num_cpus: float = Field(0.5, ge=0.0)
     num_gpus: float = Field(0.0, ge=0.0)
     resources: dict[str, float] = Field(default_factory=dict)

@@ -46,6 +46,18 @@ def learner_batches(cfg: Config) -> None:
         )
 
 
+def engine_devices(cfg: Config) -> None:
+    """A tensor-parallel engine holds a device per shard; the HF teacher spreads by device_map."""
+    for section, name in ((cfg.rollout, "rollout"), (cfg.teacher, "teacher")):
+        tp = section.tensor_parallel_size
+        if section.num_gpus and section.num_gpus < tp:
+            raise ValueError(f"{name}.tensor_parallel_size={tp} needs {name}.num_gpus >= {tp} (one GPU per shard); "
+                             f"it is {section.num_gpus}")
+    if cfg.teacher.backend == "hf" and cfg.teacher.tensor_parallel_size > 1:
+        raise ValueError("teacher.tensor_parallel_size is for teacher.backend=vllm; the hf backend spreads a big "
+                         "teacher with teacher.device_map=auto")
+
+
 def teacher_settings(cfg: Config) -> None:
     """The teacher's question template uses known slots; tempered scores need the HF backend."""
     try:
@@ -98,5 +110,5 @@ def data_path_given(cfg: Config) -> None:
         raise ValueError(f"data.path is required when data.source is {cfg.data.source!r}")
 
 
-RULES = (preference_run, learner_batches, teacher_settings, critic_batches, groups_that_learn,
+RULES = (preference_run, learner_batches, engine_devices, teacher_settings, critic_batches, groups_that_learn,
          teacher_rewards_have_teacher, room_for_prompts, data_path_given)

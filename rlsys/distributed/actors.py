@@ -43,6 +43,7 @@ def start_rollout_worker(cfg: Config, model_path: str, slot: int):
         seed=cfg.run.seed + 1000 * slot,
         name=f"rollout-{slot}",
         lora_rank=cfg.model.lora.r if cfg.model.lora else None,
+        tensor_parallel_size=cfg.rollout.tensor_parallel_size,
     )
 
 

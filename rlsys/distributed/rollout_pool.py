@@ -32,6 +32,7 @@ class RolloutPool(ActorGroup):
         self.events: list[dict] = []  # not yet taken by the loop
         self.events_seen: list[dict] = []  # every restart and scale of this job
         self.learners = None
+        self.world_size = 0  # of the weight-sync group: learner rank 0 and every engine shard
         self.heal_from_last_push = False
         self.version = 0  # the weights every engine holds (0: the model as loaded)
 
@@ -60,7 +61,8 @@ class RolloutPool(ActorGroup):
             self.ready(what)
             if self.learners is None:  # sampling only (make-pairs): no weights to sync
                 return
-            died = init_weight_sync(self.learners, self, self.backend, self.sync_cfg, self.start_timeout_s)
+            self.world_size, died = init_weight_sync(self.learners, self, self.backend, self.sync_cfg,
+                                                     self.start_timeout_s)
             if not died:
                 return
             self._replace(died, what)
@@ -104,7 +106,7 @@ class RolloutPool(ActorGroup):
         if size != before:
             self.rejoin(f"scaling rollout workers {before} -> {size}")
             self.events.append({"event": "scale", "from": before, "to": size, "time": time.time()})
-        return {"rollout/workers": float(len(self)), "sync/world_size": float(len(self) + 1)}
+        return {"rollout/workers": float(len(self)), "sync/world_size": float(self.world_size)}
 
     def _replace(self, positions: list[int], during: str) -> None:
         for pos in sorted(set(positions)):

@@ -23,19 +23,25 @@ def sync_timeout(cfg: SyncConfig, buckets: int) -> float:
 
 
 def init_weight_sync(learners: ActorGroup, engines: ActorGroup, backend: str, cfg: SyncConfig,
-                     start_timeout_s: float) -> list[int]:
-    """One process group: learner rank 0 is rank 0 (and hosts the rendezvous), engine i is
-    rank 1 + i. Every learner rank is called (only rank 0 joins). Returns the positions of
-    engines that died meanwhile (the group is then unusable: build it again without them)."""
+                     start_timeout_s: float) -> tuple[int, list[int]]:
+    """One process group: learner rank 0 is rank 0 (and hosts the rendezvous), then each
+    engine's shards in turn (a tensor-parallel engine takes one rank per shard). Every learner
+    rank is called (only rank 0 joins). Returns the group's size and the positions of engines
+    that died meanwhile (the group is then unusable: build it again without them)."""
+    widths = outcomes([e.sync_ranks.remote() for e in engines.handles], engines.names, "weight sync: engine shards",
+                      start_timeout_s)
+    lost = dead(widths)
+    if lost:
+        return 0, lost
     host, port = learners.first("sync_endpoint", what="sync endpoint", timeout_s=start_timeout_s)
-    world = 1 + len(engines)
+    world = 1 + sum(widths)
     refs = [learners.method(lr, "init_sync_group").remote(backend, host, port, world, cfg.timeout_s)
             for lr in learners.handles]
-    refs += [e.init_sync_group.remote(backend, host, port, 1 + i, world, cfg.timeout_s)
+    refs += [e.init_sync_group.remote(backend, host, port, 1 + sum(widths[:i]), world, cfg.timeout_s)
              for i, e in enumerate(engines.handles)]
     results = outcomes(refs, learners.names + engines.names, "joining the weight-sync group", cfg.timeout_s + 30,
                        tolerate_errors=True)
-    return engine_failures(learners, engines, results, "joining the weight-sync group", replace_failed=False)
+    return world, engine_failures(learners, engines, results, "joining the weight-sync group", replace_failed=False)
 
 
 def engine_failures(learners: ActorGroup, engines: ActorGroup, results: list, what: str,
@@ -100,18 +106,21 @@ def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dty
     for name, report in zip(engines.names, results[len(learners):]):
         verify_engine(name, report, version, sent)
     return {**results[0], "time/sync": seconds, "sync/version": float(version), "sync/probes": float(plan["probe_keys"]),
-            "sync/world_size": float(1 + len(engines))}, []
+            "sync/world_size": float(1 + sum(r.get("shards", 1) for r in results[len(learners):]))}, []
 
 
 def verify_engine(name: str, report: dict, version: int, sent: dict[str, tuple[float, float]]) -> None:
-    """Raise `RunError` unless the engine reports `version` and holds what was sent."""
+    """Raise `RunError` unless the engine reports `version` and holds what was sent: the
+    checksum of each probe, summed over the engine's shards, equals the learner's checksums of
+    its parts, each counted as many times as the shards hold it (`copies`)."""
     if report["version"] != version:
         raise RunError(f"weight sync: {name} reports weights version {report['version']}, expected {version}")
     for key, got in report["probes"].items():
         parts = key.split("+")
         if any(p not in sent for p in parts):
             raise RunError(f"weight sync: the learner sent no checksum for {key} (engine {name})")
-        want = (sum(sent[p][0] for p in parts), sum(sent[p][1] for p in parts))
+        copies = report.get("copies", {}).get(key) or [1.0] * len(parts)
+        want = (sum(c * sent[p][0] for c, p in zip(copies, parts)), sum(c * sent[p][1] for c, p in zip(copies, parts)))
         if not checksums_match(got, want):
             raise RunError(f"weight sync: {name} holds different values for {key} than the learner sent "
                            f"(checksum {got} vs {want}); the engine's weights are not the learner's")

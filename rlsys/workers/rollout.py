@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rlsys.models.lora import engine_max_rank
 from rlsys.records import Sample
+from rlsys.workers.engine_parallel import parallel_engine_args
 from rlsys.workers.engine_watch import EngineWatch
 from rlsys.workers.vllm_extension import ADAPTER_ID, ADAPTER_NAME
 from rlsys.errors import WeightSyncError
@@ -29,12 +30,15 @@ class RolloutWorker:
         name: str = "rollout-0",
         lora_rank: int | None = None,
         adapter_path: str | None = None,
+        tensor_parallel_size: int = 1,
     ) -> None:
-        """`adapter_path`: a PEFT adapter folder every generation uses (evaluation of a LoRA run)."""
+        """`adapter_path`: a PEFT adapter folder every generation uses (evaluation of a LoRA run).
+        `tensor_parallel_size`: shards of the engine, each a rank of its own in the weight sync."""
         from vllm import LLM
 
         self.name = name
         self.version = 0
+        self.shards = tensor_parallel_size
         # Set once the learner's adapter has arrived; generation then runs with it.
         self.adapter = None
         lora = {"enable_lora": True, "max_lora_rank": engine_max_rank(lora_rank), "max_loras": 1} if lora_rank else {}
@@ -57,6 +61,7 @@ class RolloutWorker:
             enable_chunked_prefill=False,
             max_num_batched_tokens=max(max_model_len, 4096),
             **lora,
+            **parallel_engine_args(tensor_parallel_size),
         )
         self.startup_seconds = time.perf_counter() - started
         self.watch = EngineWatch(name)  # a killed engine process ends this actor (vLLM would hang)
@@ -148,18 +153,38 @@ class RolloutWorker:
             out.append([entry[tok].logprob for tok, entry in zip(t, entries)])
         return out
 
+    def sync_ranks(self) -> int:
+        """Ranks this engine takes in the weight-sync group: one per shard."""
+        return self.shards
+
     def init_sync_group(self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float) -> None:
+        """Shard k of this engine joins as rank `rank + k`."""
         self.llm.collective_rpc("rlsys_init_sync_group", args=(backend, host, port, rank, world_size, timeout_s))
 
     def receive_weights(self, wire_plan: dict) -> dict:
-        """Take the broadcast weights; raise `WeightSyncError` naming this engine and the
-        tensors unless every tensor it computes with was loaded. The version moves only then."""
+        """Take the broadcast weights; raise `WeightSyncError` naming this engine, the shard and
+        the tensors unless every shard loaded every tensor it computes with. The version moves
+        only then. The probes' checksums are summed over the shards, with how many copies of
+        each part they hold together (see `rlsys_receive_weights`)."""
         method = "rlsys_receive_adapter" if "adapter" in wire_plan else "rlsys_receive_weights"
         with exit_if_engine_died(self.name):
-            report = self.llm.collective_rpc(method, args=(wire_plan,))[0]
+            reports = self.llm.collective_rpc(method, args=(wire_plan,))
         # Cached KV blocks were computed by the old weights.
         self.llm.reset_prefix_cache()
+        for shard, report in enumerate(reports):
+            self._check_shard(shard, report, wire_plan["version"])
+        self.version = int(reports[0]["version"])
+        if "adapter" in wire_plan:
+            from vllm.lora.request import LoRARequest
+
+            # The adapter is already installed from tensors under this id; the path is never read.
+            self.adapter = LoRARequest(ADAPTER_NAME, ADAPTER_ID, lora_path=f"rlsys-in-memory/{self.name}")
+        return {"version": self.version, "shards": len(reports), **sum_over_shards(reports)}
+
+    def _check_shard(self, shard: int, report: dict, version: int) -> None:
         problems = []
+        if report["version"] != version:
+            problems.append(f"it reports weights version {report['version']}")
         if report["consumed"] != report["planned"]:
             problems.append(f"the loader took {report['consumed']} of {report['planned']} tensors sent")
         if report["missing"]:
@@ -168,15 +193,8 @@ class RolloutWorker:
         if report["unexpected"]:
             problems.append(f"it has no place for {', '.join(report['unexpected'][:5])}")
         if problems:
-            raise WeightSyncError(f"{self.name} (weights version {self.version} -> {wire_plan['version']}): "
-                                  + "; ".join(problems))
-        self.version = int(report["version"])
-        if "adapter" in wire_plan:
-            from vllm.lora.request import LoRARequest
-
-            # The adapter is already installed from tensors under this id; the path is never read.
-            self.adapter = LoRARequest(ADAPTER_NAME, ADAPTER_ID, lora_path=f"rlsys-in-memory/{self.name}")
-        return {"version": self.version, "probes": report["probes"]}
+            where = f"{self.name} shard {shard} of {self.shards}" if self.shards > 1 else self.name
+            raise WeightSyncError(f"{where} (weights version {self.version} -> {version}): " + "; ".join(problems))
 
     def weight_keys(self) -> list[str]:
         return self.llm.collective_rpc("rlsys_weight_keys")[0]
@@ -185,7 +203,19 @@ class RolloutWorker:
         return self.llm.collective_rpc("rlsys_raw_receive", args=(nbytes,))[0]
 
     def checksums(self, keys: list[str] | None = None) -> dict[str, tuple[float, float]]:
-        return self.llm.collective_rpc("rlsys_checksums", args=(keys,))[0]
+        """Checksums of the engine's weights by key, summed over its shards."""
+        shards = self.llm.collective_rpc("rlsys_checksums", args=(keys,))
+        return {key: tuple(sum(s[key][i] for s in shards) for i in range(2)) for key in shards[0]}
+
+
+def sum_over_shards(reports: list[dict]) -> dict:
+    """The shards' probe checksums added up (checksums are sums, so shards of one tensor add up
+    to the whole) and, per probe, how many copies of each of its parts the shards hold together:
+    1 for a tensor split over them, the shard count for one each shard holds whole."""
+    probes = {key: tuple(sum(r["probes"][key][i] for r in reports) for i in range(2)) for key in reports[0]["probes"]}
+    copies = {key: [sum(r["copies"][key][p] for r in reports) for p in range(len(reports[0]["copies"][key]))]
+              for key in reports[0]["probes"]}
+    return {"probes": probes, "copies": copies}
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from rlsys.config import TeacherConfig
 from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.models.dtypes import torch_dtype
 from rlsys.records import ScoreRequest
+from rlsys.workers.engine_parallel import parallel_engine_args
 from rlsys.workers.engine_watch import EngineWatch
 from rlsys.workers.teacher_batcher import Batcher
 
@@ -37,7 +38,7 @@ class VllmScorer:
         self.llm = LLM(
             model=model_path, dtype=cfg.dtype, max_model_len=max_model_len,
             kv_cache_memory_bytes=int(cfg.kv_cache_gib * 2**30), enforce_eager=True, seed=seed,
-            disable_log_stats=True,
+            disable_log_stats=True, **parallel_engine_args(cfg.tensor_parallel_size),
         )
         self.watch = EngineWatch("teacher")  # a killed engine process ends this actor (vLLM would hang)
 

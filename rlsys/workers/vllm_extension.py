@@ -31,9 +31,14 @@ class RlsysWorkerExtension:
     def rlsys_init_sync_group(
         self, backend: str, host: str, port: int, rank: int, world_size: int, timeout_s: float
     ) -> None:
+        """`rank` is the engine's first rank; each of its shards (vLLM workers) joins as `rank +`
+        its own rank within the engine, so every shard receives every broadcast."""
         close_group(getattr(self, "_rlsys_sync", None))  # the group this one replaces (restart, scale)
         self._rlsys_sync = None
-        self._rlsys_sync = create_group(backend, host, port, rank, world_size, timeout_s)
+        self._rlsys_sync = create_group(backend, host, port, rank + self._rlsys_shard(), world_size, timeout_s)
+
+    def _rlsys_shard(self) -> int:
+        return int(getattr(self, "rank", 0))
 
     def _rlsys_stream(self, plan: SyncPlan, device: torch.device) -> Iterator[tuple[str, torch.Tensor]]:
         for bucket in plan.buckets:
@@ -72,14 +77,43 @@ class RlsysWorkerExtension:
         keys = self.rlsys_weight_keys()
         expected = {part for key in keys for part in key.split("+")}
         probes = set(wire_plan.get("probes", ()))
+        checked = self.rlsys_checksums([k for k in keys if probes & set(k.split("+"))]) if probes else {}
         return {
             "version": plan.version,
             "planned": sum(len(b) for b in plan.buckets),
             "consumed": len(received),
             "missing": sorted(expected - set(received)),
             "unexpected": sorted(set(received) - expected),
-            "probes": self.rlsys_checksums([k for k in keys if probes & set(k.split("+"))]) if probes else {},
+            "probes": checked,
+            "copies": self._rlsys_copies(list(checked)),
         }
+
+    def _rlsys_copies(self, keys: list[str]) -> dict[str, list[float]]:
+        """For each engine key, the share of each HF part this shard holds: 1/shards of a tensor
+        split over the shards, 1 of one every shard holds whole (norms), and for fused q/k/v
+        with fewer key-value heads than shards, the k and v heads this shard repeats."""
+        from vllm.distributed import get_tensor_model_parallel_world_size
+        from vllm.model_executor.layers.linear import ColumnParallelLinear, QKVParallelLinear, RowParallelLinear
+        from vllm.model_executor.layers.vocab_parallel_embedding import VocabParallelEmbedding
+
+        shards = get_tensor_model_parallel_world_size()
+        out = {}
+        for key, module, leaf, _ in self._rlsys_engine_tensors():
+            if key not in keys:
+                continue
+            parts = len(key.split("+"))
+            if shards == 1:
+                out[key] = [1.0] * parts
+            elif isinstance(module, QKVParallelLinear):
+                kv = module.num_kv_head_replicas / shards
+                out[key] = [1.0 / shards, kv, kv]
+            elif isinstance(module, RowParallelLinear) and leaf == "bias":  # added once, after the reduce
+                out[key] = [1.0] * parts
+            elif isinstance(module, (ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding)):
+                out[key] = [1.0 / shards] * parts
+            else:
+                out[key] = [1.0] * parts
+        return out
 
     def _rlsys_repack_kept_weights(self) -> None:
         """On the CPU, a layer that keeps its weight and also computes through a packed copy
@@ -130,6 +164,7 @@ class RlsysWorkerExtension:
             "missing": [],
             "unexpected": sorted(set(adapter.loras) - set(manager.modules)),
             "probes": received,
+            "copies": {name: [1.0] for name in received},  # as received: every shard gets the whole adapter
         }
 
     def rlsys_raw_receive(self, nbytes: int) -> int:

