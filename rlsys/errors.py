@@ -37,6 +37,11 @@ class RunError(RuntimeError):
     """A run stopped: which actor, doing what, and why."""
 
 
+class Unplaceable(RunError):
+    """A role that no node of the cluster can host (resources asked for and not offered):
+    restarting the run would not help."""
+
+
 class RunStopped(RuntimeError):
     """A run stopped on purpose (SIGTERM, SIGINT): resumable by running the same command again."""
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from rlsys.algorithms.registry import build_algorithm
 from rlsys.config import Config, dump_config
 from rlsys.data.prepared import Prepared
 from rlsys.distributed.roles import Roles
-from rlsys.errors import RunError, RunStopped
+from rlsys.errors import RunError, RunStopped, Unplaceable
 from rlsys.loops import preference, rl
 from rlsys.loops.context import RunContext
 from rlsys.loops.stop_request import StopRequest
@@ -23,13 +24,31 @@ from rlsys.training.checkpoint_store import read_state, resume_point, set_aside_
 def train(cfg: Config) -> dict:
     stop = StopRequest(cfg.run.stop_grace_s)
     stop.install()  # SIGTERM / SIGINT: stop resumably, from here on
+    recoveries: list[dict] = []
     try:
-        return _train(cfg, stop)
+        while True:
+            try:
+                return _train(cfg, stop, recoveries)
+            except RunError as exc:
+                cfg = recover_or_raise(cfg, exc, recoveries)  # the same run again from its newest checkpoint
     finally:
         stop.restore()
 
 
-def _train(cfg: Config, stop: StopRequest) -> dict:
+def recover_or_raise(cfg: Config, exc: RunError, recoveries: list[dict]) -> Config:
+    """The config that continues the failed run from its newest whole checkpoint, with the
+    recovery recorded; or `exc` again when `run.max_failures` is spent, no checkpoint exists,
+    or the failure is one a restart cannot mend (a role no node can host)."""
+    found = whole_checkpoints(Path(cfg.run.dir))
+    if isinstance(exc, Unplaceable) or len(recoveries) >= cfg.run.max_failures or not found:
+        raise exc
+    recoveries.append({"after": str(exc).split("\n")[0], "from": str(found[-1]), "time": time.time()})
+    print(f"rlsys: recovery {len(recoveries)} of run.max_failures={cfg.run.max_failures}: the run failed "
+          f"({recoveries[-1]['after']}); restarting every role from {found[-1]}", flush=True)
+    return cfg.model_copy(update={"run": cfg.run.model_copy(update={"resume": str(found[-1])})})
+
+
+def _train(cfg: Config, stop: StopRequest, recoveries: list[dict] | None = None) -> dict:
     data = prepare(cfg)  # model paths, data rows, rewards, tokenizers: checked before any actor starts
     resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
     run_dir = prepare_run_dir(cfg, keep=resume_from is not None and Path(cfg.run.dir).resolve()
@@ -42,8 +61,11 @@ def _train(cfg: Config, stop: StopRequest) -> dict:
     try:
         start_roles(ctx)  # rollout engines, reward worker, learner (and critic) ranks, teachers, weight sync
         stop.install()  # again: starting Ray put its own handlers in place
+        if recoveries and "roles_back_s" not in recoveries[-1]:
+            recoveries[-1]["roles_back_s"] = round(time.time() - recoveries[-1]["time"], 1)
         loop = preference if cfg.algorithm.type == "dpo" else rl
         summary = loop.run(ctx)  # the training mode's loop: evaluate, iterate, checkpoint, save
+        summary["recoveries"] = list(recoveries or [])
         write_json_atomic(run_dir / "summary.json", summary)
         plot_run(run_dir)
         return summary

@@ -44,6 +44,11 @@ class RunConfig(Section):
     the iteration is abandoned and the newest earlier checkpoint is the one to resume from.
     Set it below your scheduler's grace period (SLURM's KillWait, Kubernetes'
     terminationGracePeriodSeconds)."""
+    max_failures: int = Field(0, ge=0)
+    """Run-level recovery: when the run fails (a learner or critic rank died, its node was lost,
+    an actor stopped answering), restart every role from the newest whole checkpoint inside the
+    same job, up to this many times, and continue exactly as a run resumed from it would. Needs
+    `run.checkpoint_every` > 0. Recoveries are counted in the summary (`recoveries`)."""
     resume_check_prompts: int = Field(8, ge=0)
     """On resume, greedy completions of the first N held-out prompts are written to
     eval_samples.jsonl, to compare with the run's outputs before it stopped."""
@@ -55,6 +60,9 @@ class RunConfig(Section):
             raise ValueError(f"run.phase_timeouts: unknown phase(s) {unknown}; phases: {', '.join(PHASES)}")
         if any(v <= 0 for v in self.phase_timeouts.values()):
             raise ValueError("run.phase_timeouts: every bound must be > 0 seconds")
+        if self.max_failures and not self.checkpoint_every:
+            raise ValueError("run.max_failures restarts the run from its newest checkpoint: set run.checkpoint_every "
+                             "> 0 too (e.g. 5)")
         if self.best_by is not None:
             if not self.best_by.startswith("eval/"):
                 raise ValueError(f"run.best_by: {self.best_by!r} is not an eval metric; use eval/<metric>, "

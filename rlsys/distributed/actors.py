@@ -9,7 +9,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from rlsys.algorithms.registry import build_algorithm, old_policy, policy_loss_kwargs
 from rlsys.config import Config, LearnerConfig
 from rlsys.distributed.calls import wait_all
-from rlsys.errors import RunError
+from rlsys.errors import RunError, Unplaceable
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
 from rlsys.distributed.rollout_pool import RolloutPool
 from rlsys.models.sampling_filter import SamplingFilter
@@ -69,7 +69,7 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
         ray.get(group.ready(), timeout=timeout_s)
     except ray.exceptions.GetTimeoutError:
         ray.util.remove_placement_group(group)
-        raise RunError(f"{cls.__name__}: {lc.num_ranks} rank(s) of {bundle} could not be placed within {timeout_s:.0f}s; "
+        raise Unplaceable(f"{cls.__name__}: {lc.num_ranks} rank(s) of {bundle} could not be placed within {timeout_s:.0f}s; "
                        "the cluster lacks the CPUs/GPUs (see `ray status`): lower num_cpus/num_gpus or add nodes") from None
     remote = ray.remote(max_restarts=0, **(options or {}))(cls)
     attempt = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from rlsys.config import RayConfig
-from rlsys.errors import RunError
+from rlsys.errors import Unplaceable
 
 # Environment every actor gets: quiet vLLM, no tokenizer thread fights on 2 cores.
 ACTOR_ENV = {
@@ -86,7 +86,7 @@ def check_placement(cfg) -> None:
 
     problems = placement_problems(role_resources(cfg), ray.cluster_resources())
     if problems:
-        raise RunError("the roles cannot be placed: " + "; ".join(problems) + ". Start the nodes with those "
+        raise Unplaceable("the roles cannot be placed: " + "; ".join(problems) + ". Start the nodes with those "
                        "resources (`ray start --resources='{\"NAME\": N}'`), or change the roles' `resources` in the "
                        "config; `ray status` lists what each node offers")
 
@@ -96,7 +96,7 @@ def check_cpus(demand: dict[str, float], available: float, where: str) -> None:
     total = sum(demand.values())
     if total > available + 1e-9:
         parts = ", ".join(f"{k} {v:g}" for k, v in demand.items())
-        raise RunError(f"the run's actors ask for {total:g} CPUs ({parts}) but {where} has {available:g}: "
+        raise Unplaceable(f"the run's actors ask for {total:g} CPUs ({parts}) but {where} has {available:g}: "
                            "lower a role's num_cpus (rollout.num_cpus, learner.num_cpus, critic.num_cpus, ...) "
                            "or raise ray.num_cpus")
 

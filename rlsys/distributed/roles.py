@@ -73,7 +73,7 @@ class Roles:
         return {role: g.node_ids(self._bound("start")) for role, g in groups.items() if g is not None}
 
     def stop(self) -> None:
-        for group in (self.rollout, self.learners, self.critics):
+        for group in (self.rollout, self.reward, self.learners, self.critics):
             if group is not None:
                 group.kill()
         if self.teachers is not None and not self.cfg.teacher.detached:

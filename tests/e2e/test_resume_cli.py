@@ -78,10 +78,17 @@ def _by_iteration(rows):
     return {r["iteration"]: r for r in rows}
 
 
-def test_killed_run_resumes_exactly_where_a_straight_run_went(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """Run A: six iterations without a fault, the reference of the tests below."""
+    a = tmp_path_factory.mktemp("straight") / "a"
     out = subprocess.run(_cmd(a), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
+    return a
+
+
+def test_killed_run_resumes_exactly_where_a_straight_run_went(straight, tmp_path):
+    a, b = straight, tmp_path / "b"
     _kill_after_checkpoint(b, 3)
     odd = _damage(b)
     out = subprocess.run(_cmd(b) + ["run.iterations=7", "run.keep_checkpoints=3"], cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -150,6 +157,42 @@ def test_killed_run_resumes_exactly_where_a_straight_run_went(tmp_path):
     summary = json.loads((b / "summary.json").read_text())
     assert summary["resumed_from"].endswith("iter-000003") and summary["restarts"] == 0
     assert [p.rsplit("/", 1)[-1] for p in summary["checkpoints"]] == ["iter-000003", "iter-000006", "iter-000007"]
+
+
+def test_a_killed_learner_is_recovered_inside_the_job_from_its_newest_checkpoint(straight, tmp_path):
+    """run.max_failures=1: the learner's process is SIGKILLed (as a lost node would end it)
+    once checkpoint 3 is whole. The same job restarts every role from that checkpoint, pushes
+    its weights to new engines and finishes; iterations 4-6 are the straight run's, and the
+    summary counts one recovery."""
+    import psutil
+
+    a, c = straight, tmp_path / "c"
+    log = tmp_path / "c.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(_cmd(c, ["run.max_failures=1"]), cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        state = c / "checkpoints" / "iter-000003" / "state.json"
+        deadline = time.monotonic() + 600
+        while not state.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        learners = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                    if p.cmdline() and p.cmdline()[0].startswith("ray::Learner")]
+        assert len(learners) == 1
+        learners[0].kill()
+        assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
+    said = log.read_text()
+    assert "rlsys: recovery 1 of run.max_failures=1: the run failed (" in said and "learner-0" in said
+    summary = json.loads((c / "summary.json").read_text())
+    assert [r["from"].rsplit("/", 1)[-1] for r in summary["recoveries"]] == ["iter-000003"]
+    assert summary["recoveries"][0]["roles_back_s"] > 0
+    ma, mc = _by_iteration(_rows(a / "metrics.jsonl")), _by_iteration(_rows(c / "metrics.jsonl"))
+    assert [r["iteration"] for r in _rows(c / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]  # each once
+    assert [r["data_index"] for r in _rows(c / "data_order.jsonl")][:6] == \
+        [r["data_index"] for r in _rows(a / "data_order.jsonl")]
+    for it in (1, 2, 3, 4, 5, 6):
+        for key in ("train/policy_loss", "train/grad_norm", "train/lr", "reward/mean", "rollout/tokens", "sync/version"):
+            assert mc[it][key] == ma[it][key], (it, key)
 
 
 def test_async_run_resumes_with_the_same_prompts_and_fresh_weights(tmp_path):
