@@ -1,6 +1,7 @@
-"""`rlsys local-cluster start --nodes N` / `rlsys local-cluster stop ADDRESS`: a Ray cluster of
-N nodes on this machine, on 127.0.0.1 only (worker k offers the resource `nodek: 1`), to try
-placement, node loss and `ray job submit` without a cluster. `start` prints the address last."""
+"""`rlsys local-cluster start --nodes N` / `stop ADDRESS` / `kill-node ADDRESS K`: a Ray cluster
+of N nodes on this machine, on 127.0.0.1 only (worker k offers the resource `nodek: 1`), to try
+placement, node loss and `ray job submit` without a cluster. `start` prints the address last;
+`kill-node` ends worker node K at once (its raylet and its actors), as a lost machine."""
 
 from __future__ import annotations
 
@@ -12,18 +13,27 @@ NAME, HELP = "local-cluster", "start or stop a several-node Ray cluster on this 
 
 
 def add_arguments(p) -> None:
-    p.add_argument("action", choices=["start", "stop"])
-    p.add_argument("address", nargs="?", help="stop: the address `start` printed")
+    p.add_argument("action", choices=["start", "stop", "kill-node"])
+    p.add_argument("address", nargs="?", help="stop, kill-node: the address `start` printed")
+    p.add_argument("node", nargs="?", type=int, help="kill-node: the worker node to end (1..N-1)")
     p.add_argument("--nodes", type=int, default=3, help="start: nodes, the head included (default 3)")
     p.add_argument("--cpus-per-node", type=float, default=2.0, help="start: logical CPUs each node offers")
 
 
 def run(args) -> int:
-    from rlsys.distributed.local_cluster import start_local_cluster, stop_local_cluster
+    from rlsys.distributed.local_cluster import kill_node, start_local_cluster, stop_local_cluster
 
+    if args.action in ("stop", "kill-node") and not args.address:
+        raise ConfigError(f"rlsys local-cluster {args.action} needs the address `start` printed")
+    if args.action == "kill-node":
+        if args.node is None:
+            raise ConfigError("rlsys local-cluster kill-node ADDRESS K: give the worker node K to end")
+        try:
+            print(json.dumps(kill_node(args.address, args.node)))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return 0
     if args.action == "stop":
-        if not args.address:
-            raise ConfigError("rlsys local-cluster stop needs the address `start` printed")
         print(json.dumps({"stopped": args.address, "processes": len(stop_local_cluster(args.address))}))
         return 0
     if args.nodes < 1:

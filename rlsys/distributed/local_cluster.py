@@ -48,14 +48,50 @@ def start_local_cluster(nodes: int, cpus_per_node: float) -> dict:
         Path(get_ray_address_file(None)).write_text(previous)
     else:
         Path(get_ray_address_file(None)).unlink(missing_ok=True)
-    pids = sorted({info.process.pid for node in [cluster.head_node, *cluster.worker_nodes]
-                   for infos in node.all_processes.values() for info in infos})
+    members = [cluster.head_node, *cluster.worker_nodes]
+    node_pids = [sorted({info.process.pid for infos in node.all_processes.values() for info in infos})
+                 for node in members]
+    pids = sorted({pid for group in node_pids for pid in group})
     state = {"address": cluster.address, "nodes": nodes, "cpus_per_node": cpus_per_node, "pids": pids,
+             "node_ids": [node.node_id for node in members], "node_pids": node_pids,
              "dashboard": f"http://{cluster.head_node.webui_url}" if cluster.head_node.webui_url else None,
              "session_dir": cluster.head_node.get_session_dir_path()}
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     state_file(cluster.address).write_text(json.dumps(state, indent=1))
     return state
+
+
+def read_state(address: str) -> dict:
+    path = state_file(address)
+    if not path.exists():
+        raise FileNotFoundError(f"no local cluster was started at {address} (no {path}); "
+                                "`rlsys local-cluster start` prints the address to give")
+    return json.loads(path.read_text())
+
+
+def kill_node(address: str, node: int) -> dict:
+    """SIGKILL worker node `node` (1..N-1) of the cluster: its raylet and every process under it
+    (the actors it hosted), at once, as a machine that loses power. Returns its id and pids."""
+    import psutil
+
+    state = read_state(address)
+    if not 1 <= node < state["nodes"]:
+        raise ValueError(f"node {node}: the worker nodes of {address} are 1..{state['nodes'] - 1} "
+                         "(node 0, the head, holds the cluster's GCS)")
+    procs = []
+    for pid in state["node_pids"][node]:
+        try:
+            p = psutil.Process(pid)
+            procs += [*p.children(recursive=True), p]
+        except psutil.NoSuchProcess:
+            pass
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+    return {"node": node, "node_id": state["node_ids"][node], "killed": [p.pid for p in procs]}
 
 
 def stop_local_cluster(address: str, grace_s: float = 10.0) -> list[int]:
@@ -64,10 +100,7 @@ def stop_local_cluster(address: str, grace_s: float = 10.0) -> list[int]:
     import psutil
 
     path = state_file(address)
-    if not path.exists():
-        raise FileNotFoundError(f"no local cluster was started at {address} (no {path}); "
-                                "`rlsys local-cluster start` prints the address to give")
-    state = json.loads(path.read_text())
+    state = read_state(address)
     procs = []
     for pid in state["pids"]:
         try:
