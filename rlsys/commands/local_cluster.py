@@ -1,5 +1,5 @@
 """`rlsys local-cluster start --nodes N` / `stop ADDRESS` / `kill-node ADDRESS K`: a Ray cluster
-of N nodes on this machine, on 127.0.0.1 only (worker k offers the resource `nodek: 1`), to try
+of N nodes on this machine, on 127.0.0.1 only (the head offers `node0: 1`, worker k `nodek: 1`), to try
 placement, node loss and `ray job submit` without a cluster. `start` prints the address last;
 `kill-node` ends worker node K at once (its raylet and its actors), as a lost machine."""
 
@@ -18,6 +18,8 @@ def add_arguments(p) -> None:
     p.add_argument("node", nargs="?", type=int, help="kill-node: the worker node to end (1..N-1)")
     p.add_argument("--nodes", type=int, default=3, help="start: nodes, the head included (default 3)")
     p.add_argument("--cpus-per-node", type=float, default=2.0, help="start: logical CPUs each node offers")
+    p.add_argument("--auth", choices=["none", "token"], default="none",
+                   help="start: token: Ray's token authentication (clients set RAY_AUTH_MODE=token)")
 
 
 def run(args) -> int:
@@ -38,8 +40,9 @@ def run(args) -> int:
         return 0
     if args.nodes < 1:
         raise ConfigError(f"--nodes {args.nodes}: a cluster has at least one node (the head)")
-    state = start_local_cluster(args.nodes, args.cpus_per_node)
-    print(json.dumps({k: state[k] for k in ("nodes", "cpus_per_node", "dashboard", "session_dir")}))
+    state = start_local_cluster(args.nodes, args.cpus_per_node, args.auth)
+    print(json.dumps({k: state[k] for k in ("nodes", "cpus_per_node", "dashboard", "metrics_port", "auth",
+                                            "session_dir")}))
     print(f"use it: RAY_ADDRESS={state['address']} (or ray.address={state['address']}); stop it: "
           f"rlsys local-cluster stop {state['address']}")
     print(state["address"])

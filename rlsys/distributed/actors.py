@@ -209,7 +209,7 @@ def stop_teachers(cfg: Config) -> list[str]:
 
 def rollout_pool(cfg: Config, model_path: str) -> RolloutPool:
     return RolloutPool(lambda slot: start_rollout_worker(cfg, model_path, slot), cfg.rollout.num_workers,
-                       cfg.rollout.max_restarts, cfg.run.timeout("start"))
+                       cfg.rollout.max_restarts, cfg.run.timeout("start"), cfg.rollout.resources)
 
 
 def learner_group(cfg: Config, model_path: str, total_optimizer_steps: int) -> LearnerGroup:

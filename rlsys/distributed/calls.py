@@ -6,6 +6,10 @@ import time
 from rlsys.errors import RunError
 
 
+class NoAnswer(RunError):
+    """Actors that did not answer within the bound (named in the message)."""
+
+
 def _as_ready(refs: list, names: list[str], what: str, timeout_s: float | None):
     """(position, refs still pending) of each call as it finishes; a `RunError` naming the
     late ones once `timeout_s` has passed."""
@@ -18,7 +22,7 @@ def _as_ready(refs: list, names: list[str], what: str, timeout_s: float | None):
         ready, pending = ray.wait(pending, num_returns=1, timeout=left)
         if not ready:
             late = [n for r, n in zip(refs, names) if r in pending]
-            raise RunError(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
+            raise NoAnswer(f"{what}: {', '.join(late)} did not answer within {timeout_s:.0f}s")
         yield refs.index(ready[0]), pending
 
 

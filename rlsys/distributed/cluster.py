@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rlsys.config import RayConfig
 from rlsys.errors import Unplaceable
@@ -134,3 +135,39 @@ def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
         runtime_env={"env_vars": actor_env()},
         log_to_driver=True,
     )
+
+
+def check_shared_run_dir(run_dir: Path, groups: dict[str, object], timeout_s: float | None) -> None:
+    """Refuse a run folder that a learner or critic rank cannot see: they write the checkpoints
+    the driver lists, so on a cluster of several machines `run.dir` must be storage every node
+    mounts at the same path. Checked by a file the driver writes and each rank looks for."""
+    import uuid
+
+    from rlsys.distributed.calls import wait_all
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    probe = run_dir / f".rlsys-visible-{uuid.uuid4().hex[:12]}"
+    probe.write_text("")
+    try:
+        for role, group in groups.items():
+            if group is None:
+                continue
+            seen = wait_all([h.__ray_call__.remote(_sees, str(probe)) for h in group.handles], group.names,
+                            f"checking that the {role} sees run.dir", timeout_s)
+            blind = [(name, node) for name, (visible, node) in zip(group.names, seen) if not visible]
+            if blind:
+                raise Unplaceable(
+                    f"run.dir {run_dir} is not visible to {', '.join(f'{n} (node {node[:8]})' for n, node in blind)}: "
+                    "the learner and critic ranks write checkpoints there for the driver to read. Put run.dir on "
+                    "storage every node mounts at the same path (NFS, Lustre, a shared volume), e.g. "
+                    "run.dir=/shared/runs/NAME")
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def _sees(actor, path: str) -> tuple[bool, str]:
+    import os
+
+    import ray
+
+    return os.path.exists(path), ray.get_runtime_context().get_node_id()

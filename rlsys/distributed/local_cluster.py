@@ -1,5 +1,5 @@
 """A Ray cluster of several nodes on this machine, on 127.0.0.1 only: a head and N-1 worker
-raylets (worker k offers the custom resource `nodek: 1`), started with Ray's own multi-node
+raylets (the head offers the custom resource `node0: 1`, worker k `nodek: 1`), started with Ray's own multi-node
 machinery (`ray.cluster_utils.Cluster`: a real GCS and real raylets), so that placement,
 node loss and `ray job submit` can be tried on a laptop.
 
@@ -26,12 +26,20 @@ def state_file(address: str) -> Path:
     return STATE_DIR / (address.replace(":", "_") + ".json")
 
 
-def start_local_cluster(nodes: int, cpus_per_node: float) -> dict:
-    """Start the cluster; its address, dashboard and processes (also written to its state file)."""
+def start_local_cluster(nodes: int, cpus_per_node: float, auth: str = "none") -> dict:
+    """Start the cluster; its address, dashboard, metrics port and processes (also written to
+    its state file). `auth="token"`: Ray's token authentication (the token in ~/.ray/auth_token,
+    made if missing), as a shared cluster should have; clients then need RAY_AUTH_MODE=token."""
     os.environ[LOOPBACK_ENV] = "0"
     os.environ.update(actor_env())  # the raylets' workers (the actors) inherit them
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
+
+    from rlsys.transport.ports import free_port
+
+    if auth == "token":
+        _use_token_auth()
+    metrics_port = free_port("127.0.0.1")
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # addresses stay 127.0.0.1 even if ray was imported first
     from ray._private.utils import get_ray_address_file, read_ray_address
@@ -39,26 +47,43 @@ def start_local_cluster(nodes: int, cpus_per_node: float) -> dict:
     previous = read_ray_address()
     common = {"num_cpus": cpus_per_node, "node_ip_address": "127.0.0.1", "object_store_memory": 256 * 2**20}
     cluster = Cluster(initialize_head=True, shutdown_at_exit=False,
-                      head_node_args={**common, "include_dashboard": True, "dashboard_host": "127.0.0.1"})
-    for k in range(1, nodes):
-        cluster.add_node(**common, resources={f"node{k}": 1.0})
+                      head_node_args={**common, "resources": {"node0": 1.0}, "include_dashboard": True,
+                                      "dashboard_host": "127.0.0.1",
+                                      "metrics_export_port": metrics_port})
+    # worker k (offering `nodek`) at position k: Cluster keeps its workers in a set
+    members = [cluster.head_node] + [cluster.add_node(**common, resources={f"node{k}": 1.0}) for k in range(1, nodes)]
     # Cluster() records itself as "the" cluster of this machine, which a bare `ray.init()`
     # would join: put back what was there, so that only RAY_ADDRESS / ray.address lead here.
     if previous:
         Path(get_ray_address_file(None)).write_text(previous)
     else:
         Path(get_ray_address_file(None)).unlink(missing_ok=True)
-    members = [cluster.head_node, *cluster.worker_nodes]
     node_pids = [sorted({info.process.pid for infos in node.all_processes.values() for info in infos})
                  for node in members]
     pids = sorted({pid for group in node_pids for pid in group})
     state = {"address": cluster.address, "nodes": nodes, "cpus_per_node": cpus_per_node, "pids": pids,
              "node_ids": [node.node_id for node in members], "node_pids": node_pids,
              "dashboard": f"http://{cluster.head_node.webui_url}" if cluster.head_node.webui_url else None,
+             "metrics_port": metrics_port, "auth": auth,
              "session_dir": cluster.head_node.get_session_dir_path()}
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     state_file(cluster.address).write_text(json.dumps(state, indent=1))
     return state
+
+
+def _use_token_auth() -> None:
+    """Ray reads RAY_AUTH_MODE when it is first imported: set it, read the settings again, and
+    make the token the nodes and clients share if there is none."""
+    import ray
+    from ray._private.authentication.authentication_token_setup import generate_and_save_token
+    from ray._raylet import AuthenticationTokenLoader
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    ray._raylet.Config.initialize("")
+    loader = AuthenticationTokenLoader.instance()
+    if not loader.has_token(ignore_auth_mode=True):
+        generate_and_save_token()
+        loader.reset_cache()
 
 
 def read_state(address: str) -> dict:

@@ -49,6 +49,7 @@ class Roles:
         """Learner ranks, the critic (when `critic_path` is given), teachers, and the weight-sync
         group with the engines."""
         from rlsys.distributed.actors import critic_group, learner_group, teacher_pool
+        from rlsys.distributed.cluster import check_shared_run_dir
         from rlsys.distributed.control import start_control
 
         cfg, bound = self.cfg, self.cfg.run.timeout("start")
@@ -56,6 +57,8 @@ class Roles:
         if critic_path is not None:
             self.critics = critic_group(cfg, critic_path, schedule["critic"])
             self.critics.call("ping", what="starting the critic", timeout_s=bound)
+        # the ranks write checkpoints where the driver reads them
+        check_shared_run_dir(Path(cfg.run.dir), {"learner": self.learners, "critic": self.critics}, bound)
         if teacher_path:
             self.teachers = teacher_pool(cfg, teacher_path)
             self.teachers.call("ping", what="starting the teacher", timeout_s=bound)

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 
 from rlsys.config import SyncConfig
-from rlsys.distributed.calls import Died, dead, outcomes
-from rlsys.errors import RunError
+from rlsys.distributed.calls import Died, NoAnswer, dead, outcomes
+from rlsys.errors import RunError, Unplaceable
 from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import init_weight_sync, push_weights
 from rlsys.records import PromptItem, Sample
@@ -24,8 +24,11 @@ from rlsys.records import PromptItem, Sample
 
 class RolloutPool(ActorGroup):
     def __init__(self, start_worker: Callable[[int], object], size: int, max_restarts: int,
-                 start_timeout_s: float) -> None:
+                 start_timeout_s: float, resources: dict[str, float] | None = None) -> None:
+        """`resources`: the custom resources each worker asks for (a replacement needs a live
+        node that offers them)."""
         self.start_worker, self.max_restarts, self.start_timeout_s = start_worker, max_restarts, start_timeout_s
+        self.resources = dict(resources or {})
         self.slots = list(range(size))
         super().__init__([start_worker(i) for i in self.slots], [f"rollout-{i}" for i in self.slots])
         self.restarts = {i: 0 for i in self.slots}
@@ -39,8 +42,25 @@ class RolloutPool(ActorGroup):
     # ----- membership ---------------------------------------------------------------
     def ready(self, what: str) -> None:
         """Every worker answers; one that died on the way is replaced."""
-        while died := dead(outcomes([h.ping.remote() for h in self.handles], self.names, what, self.start_timeout_s)):
+        while died := dead(self._answers(what)):
             self._replace(died, what)
+
+    def _answers(self, what: str, poll_s: float = 5.0) -> list:
+        """Every worker's ping (or `Died`) within the start bound. A worker that waits to be
+        placed while no live node offers what it asks for (its node was lost; Ray declares a
+        node dead some seconds after its actors) is an `Unplaceable` error, not a long wait."""
+        refs, deadline = [h.ping.remote() for h in self.handles], time.monotonic() + self.start_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return outcomes(refs, self.names, what, max(0.0, min(poll_s, left)))
+            except NoAnswer:
+                if not live_node_offers(self.resources):
+                    raise Unplaceable(f"{what}: no live node offers what a rollout worker asks for (rollout.resources "
+                                      f"{self.resources}): its node was lost. Add a node that offers them (`ray "
+                                      "status` lists what each node has), or change rollout.resources") from None
+                if left <= poll_s:
+                    raise
 
     def attach(self, learners: ActorGroup, backend: str, sync: SyncConfig, dtype: str,
                heal_from_last_push: bool = False) -> None:
@@ -168,3 +188,14 @@ class RolloutPool(ActorGroup):
         cuts = [(i * len(contexts) // n, (i + 1) * len(contexts) // n) for i in range(n)]
         parts = self.call_each("score_windows", [(contexts[a:b], targets[a:b]) for a, b in cuts], "eval", timeout_s)
         return [lps for part in parts for lps in part]
+
+
+def live_node_offers(resources: dict[str, float]) -> bool:
+    """Whether some node Ray still counts alive offers all of `resources` in total (an actor
+    asking for them could be placed there once the node has room)."""
+    import ray
+
+    if not resources:
+        return True
+    return any(node["Alive"] and all(node["Resources"].get(k, 0.0) >= v for k, v in resources.items())
+               for node in ray.nodes())

@@ -12,7 +12,7 @@ import time
 
 from rlsys.data.samplers import PromptSampler
 from rlsys.distributed.roles import Roles
-from rlsys.errors import RunStopped
+from rlsys.errors import RunStopped, Unplaceable
 from rlsys.loops.checkpointing import RunCheckpoints
 from rlsys.loops.context import RunContext
 from rlsys.loops.evaluation import HeldOutEvaluation
@@ -52,8 +52,14 @@ def run(ctx: RunContext) -> dict:
                 t0 = time.perf_counter()
                 with batches.engines:
                     requests = roles.take_requests()  # rollout workers added or removed between iterations
-                waited = time.perf_counter()
-                batch = batches.get(it)  # generated now, or ahead by the producer thread
+                waited, drawn_from = time.perf_counter(), batches.sampler_state(it - 1)
+                try:
+                    batch = batches.get(it)  # generated now, or ahead by the producer thread
+                except Unplaceable:  # a lost node took the last place a role could run: keep what is done
+                    if it > first and not checkpoints.due(it - 1, last):
+                        checkpoints.save(it - 1, evaluation, eval_before, restarts(roles, resumed), trackers.ids(),
+                                         drawn_from)
+                    raise
                 waited = time.perf_counter() - waited
                 metrics, shown = learn(ctx, batch, it, batches.engines)
                 metrics["time/batch_wait"] = waited

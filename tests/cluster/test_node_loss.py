@@ -85,3 +85,39 @@ def test_lost_nodes_heal_the_rollout_and_stop_on_a_learner_no_node_can_host(tmp_
     assert re.search(r"resource 'node2': the run asks for 1 \(learner 1\) and the cluster offers 0", said), said[-3000:]
     assert "the run can continue from" in said and "iter-000004" in said.split("resource 'node2'")[-1]
     print(f"node loss -> next iteration logged: {healed_in:.1f}s")
+
+
+def test_a_lost_node_no_rollout_worker_can_replace_stops_with_a_checkpoint(tmp_path):
+    """The rollout worker is pinned to node 1 (`rollout.resources: {node1: 1}`), the learner to
+    the head (`node0`), and node 1 is lost after iteration 2: no live node can host a
+    replacement, so the run writes a checkpoint of iteration 2 (its schedule, every 3, had
+    none) and stops naming the role and the resource; the same command continues from it."""
+    from rlsys.distributed.local_cluster import state_file
+
+    started = _rlsys("local-cluster", "start", "--nodes", "2", "--cpus-per-node", "3")
+    assert started.returncode == 0, started.stderr[-3000:]
+    address = started.stdout.strip().splitlines()[-1]
+    assert json.loads(state_file(address).read_text())["nodes"] == 2
+    run_dir, log = tmp_path / "run", tmp_path / "train.log"
+    cmd = [sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", "run.iterations=6",
+           "run.checkpoint_every=3", "tracking.console=false", f"run.dir={run_dir}", f"ray.address={address}",
+           "rollout.resources={node1: 1}", "learner.resources={node0: 1}"]
+    try:
+        with log.open("w") as fh:
+            proc = subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            _wait(proc, log, lambda: len(_rows(run_dir / "metrics.jsonl")) >= 2, "iteration 2")
+            assert _rlsys("local-cluster", "kill-node", address, "1").returncode == 0
+            assert proc.wait(timeout=600) == 1
+    finally:
+        if "proc" in locals() and proc.poll() is None:
+            proc.kill()
+        _rlsys("local-cluster", "stop", address, timeout=120)
+    said = log.read_text()
+    assert re.search(r"rlsys: generation: no live node offers what a rollout worker asks for "
+                     r"\(rollout.resources \{'node1': 1.0\}\): its node was lost", said), said[-3000:]
+    assert [p.name for p in sorted((run_dir / "checkpoints").glob("iter-*"))] == ["iter-000002"]
+    state = json.loads((run_dir / "checkpoints" / "iter-000002" / "state.json").read_text())
+    assert state["iteration"] == 2 and state["version"] == 2
+    assert "the run can continue from" in said and said.rstrip().endswith("run the same command again (run.resume=auto)")
+    assert [r["iteration"] for r in _rows(run_dir / "metrics.jsonl")] == [1, 2]
