@@ -54,13 +54,13 @@ class RolloutPool(ActorGroup):
             left = deadline - time.monotonic()
             try:
                 return outcomes(refs, self.names, what, max(0.0, min(poll_s, left)))
-            except NoAnswer:
+            except NoAnswer as exc:
                 if not live_node_offers(self.resources):
                     raise Unplaceable(f"{what}: no live node offers what a rollout worker asks for (rollout.resources "
                                       f"{self.resources}): its node was lost. Add a node that offers them (`ray "
                                       "status` lists what each node has), or change rollout.resources") from None
-                if left <= poll_s:
-                    raise
+                if left <= poll_s:  # the message names the whole bound, not the last slice of it
+                    raise NoAnswer(f"{str(exc).rsplit(' within ', 1)[0]} within {self.start_timeout_s:.0f}s") from None
 
     def attach(self, learners: ActorGroup, backend: str, sync: SyncConfig, dtype: str,
                heal_from_last_push: bool = False) -> None:
