@@ -35,8 +35,13 @@ def start_control(run_dir: Path):
     """The run's control actor (it ends with the job), and `control.json` that locates it."""
     import ray
 
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     name = control_name(run_dir.name)
-    handle = ray.remote(num_cpus=0)(RunControl).options(name=name, namespace=NAMESPACE, get_if_exists=True).remote()
+    # on the driver's node: a lost worker node must not take the job's control with it
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    handle = ray.remote(num_cpus=0)(RunControl).options(name=name, namespace=NAMESPACE, get_if_exists=True,
+                                                        scheduling_strategy=here).remote()
     ray.get(handle.take.remote())  # up, and no request of an earlier job left in it
     where = {"actor": name, "namespace": NAMESPACE, "ray_address": ray.get_runtime_context().gcs_address}
     (run_dir / "control.json").write_text(json.dumps(where, indent=2))

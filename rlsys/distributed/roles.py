@@ -184,7 +184,13 @@ class Roles:
 
         if self.control is None:
             return {}
-        wanted = ray.get(self.control.take.remote()).get("rollout")
+        try:
+            wanted = ray.get(self.control.take.remote()).get("rollout")
+        except ray.exceptions.RayActorError:  # lost with its node; the run goes on without it
+            print("rlsys: the run's control actor was lost with its node: `rlsys scale` cannot reach this job any "
+                  "more (the run itself goes on)", flush=True)
+            self.control = None
+            return {}
         return self.scale_rollout(wanted) if wanted is not None and wanted != len(self.rollout) else {}
 
     def restart_metrics(self) -> dict[str, float]:

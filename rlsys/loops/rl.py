@@ -16,7 +16,7 @@ from rlsys.errors import RunStopped, Unplaceable
 from rlsys.loops.checkpointing import RunCheckpoints
 from rlsys.loops.context import RunContext
 from rlsys.loops.evaluation import HeldOutEvaluation
-from rlsys.loops.rl_phases import learn
+from rlsys.loops.rl_phases import TrainedButUnsynced, learn
 from rlsys.loops.rollout_ahead import batch_source
 from rlsys.observability.progress import ProgressDisplay
 from rlsys.observability.trackers import SampleLog, open_trackers
@@ -61,7 +61,11 @@ def run(ctx: RunContext) -> dict:
                                          drawn_from)
                     raise
                 waited = time.perf_counter() - waited
-                metrics, shown = learn(ctx, batch, it, batches.engines)
+                unsynced = None
+                try:
+                    metrics, shown = learn(ctx, batch, it, batches.engines)
+                except TrainedButUnsynced as exc:  # logged and checkpointed below, then the run stops
+                    metrics, shown, unsynced = exc.metrics, exc.shown, exc
                 metrics["time/batch_wait"] = waited
                 batches.trained(it)
                 metrics.update(requests)
@@ -79,11 +83,14 @@ def run(ctx: RunContext) -> dict:
                 metrics["time/iteration"] = time.perf_counter() - t0
                 metrics["time/run"] = time.perf_counter() - loop_started
                 trackers.log(it, metrics)
-                stopping = ctx.stop_requested  # SIGTERM or SIGINT: this iteration is checkpointed, then the run stops
+                # SIGTERM or SIGINT, or an engine no node can host: this iteration is checkpointed, then the run stops
+                stopping = ctx.stop_requested or unsynced is not None
                 if checkpoints.due(it, last) or stopping:  # every rank's state, the sampler and the version, atomically
                     point = checkpoints.save(it, evaluation, eval_before, restarts(roles, resumed), trackers.ids(),
                                              batches.sampler_state(it))
                 progress.advance(metrics)
+                if unsynced is not None:
+                    raise Unplaceable(str(unsynced))
                 if stopping:
                     raise RunStopped(f"stopped by {ctx.stop.signal} after iteration {it} (checkpoint {point.name})")
         finally:

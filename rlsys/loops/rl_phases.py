@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rlsys.algorithms.registry import old_policy_source
 from rlsys.data.samplers import PromptSampler, group_temperatures, request_seed
-from rlsys.errors import RunError
+from rlsys.errors import RunError, Unplaceable
 from rlsys.eval.metrics import distill_metrics
 from rlsys.loops.context import RunContext
 from rlsys.observability.iteration_metrics import PhaseTimer, iteration_metrics, shown_samples
@@ -65,7 +65,7 @@ def learn(ctx: RunContext, batch: Collected, it: int,
     """Train on `batch` (its samples checked to be recent enough) and push the new weights to
     every engine, holding `engines` for the push: the metrics and the samples to log."""
     cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer()
-    values, critic, stats, sync = None, {}, {}, {}
+    values, critic, stats, sync, unsynced = None, {}, {}, {}, None
     staleness = check_on_policy(batch.samples, roles.version, cfg.rollout.max_staleness)
     old, ref, scored = old_and_reference(ctx, batch.samples, timer)
     if roles.has_critic:
@@ -82,11 +82,17 @@ def learn(ctx: RunContext, batch: Collected, it: int,
         # policy updates on every learner rank, then the new weights to every engine, verified there
         stats = roles.train_policy(train_items, cfg.lpt.coef)
         with engines or nullcontext():
-            sync = roles.sync()
+            try:
+                sync = roles.sync()
+            except Unplaceable as exc:  # trained, but an engine lost its node: the loop saves this iteration
+                unsynced = exc
     metrics = iteration_metrics(batch.samples, batch.rewards, batch.parts, cfg.rollout.group_size,
                                 {**batch.seconds, **timer.seconds}, batch.distill, scored, algo_metrics,
                                 critic, stats, sync, staleness)
     shown = shown_samples(batch.items, batch.samples, batch.rewards, 2 * cfg.rollout.group_size, batch.indices)
+    if unsynced is not None:
+        roles.version += 1  # the learner's weights are this iteration's; a resume pushes them as such
+        raise TrainedButUnsynced(str(unsynced), metrics, shown)
     return metrics, shown
 
 
@@ -122,3 +128,12 @@ def dump_batch(path: Path, batch: Collected, items: list) -> None:
             row = {"prompt_index": sample.prompt_index, "weight_version": sample.weight_version, "reward": reward,
                    **dataclasses.asdict(item)}
             fh.write(json.dumps(row) + "\n")
+
+
+class TrainedButUnsynced(Unplaceable):
+    """An iteration trained, whose weights no longer reach every engine (a role lost its node):
+    its metrics and samples, for the loop to log and checkpoint before the run stops."""
+
+    def __init__(self, message: str, metrics: dict[str, float], shown: list[dict]) -> None:
+        super().__init__(message)
+        self.metrics, self.shown = metrics, shown
