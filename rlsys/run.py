@@ -17,6 +17,7 @@ from rlsys.errors import RunError, RunStopped, Unplaceable
 from rlsys.loops import preference, rl
 from rlsys.loops.context import RunContext
 from rlsys.loops.stop_request import StopRequest
+from rlsys.observability.console import LOGS, error_excerpt, logs_line, quiet_driver
 from rlsys.preparation import prepare, prepare_run_dir
 from rlsys.training.checkpoint_store import read_state, resume_point, set_aside_newer, whole_checkpoints
 
@@ -56,6 +57,8 @@ def _train(cfg: Config, stop: StopRequest, recoveries: list[dict] | None = None)
     if resume_from is not None:
         set_aside_newer(run_dir, resume_from)  # checkpoints after it belong to an abandoned timeline
     (run_dir / "config.yaml").write_text(dump_config(cfg))
+    logs = quiet_logs(cfg, run_dir)  # third-party output to run_dir/logs, unless tracking.console_level=verbose
+    print(header(cfg, run_dir, logs), flush=True)
     ctx = run_context(cfg, data, run_dir, resume_from)
     ctx.stop = stop
     try:
@@ -68,19 +71,44 @@ def _train(cfg: Config, stop: StopRequest, recoveries: list[dict] | None = None)
         summary["recoveries"] = list(recoveries or [])
         write_json_atomic(run_dir / "summary.json", summary)
         plot_run(run_dir)
+        if logs is not None:
+            print(logs_line(logs), file=sys.stderr, flush=True)
         return summary
     except RunStopped as exc:
         found = whole_checkpoints(run_dir)
         hint = (f"the run continues from {found[-1]}: run the same command again (run.resume=auto)" if found
                 else "no checkpoint was written: the same command starts the run afresh")
         raise RunStopped(f"{exc}\nrlsys: {hint}", exc.checkpointed) from exc
-    except RunError as exc:
-        if found := whole_checkpoints(run_dir):
+    except BaseException as exc:
+        if logs is not None:  # the cause may be in a role's own output: show it, not only its file
+            print("\n".join(error_excerpt(logs) + [logs_line(logs)]), file=sys.stderr, flush=True)
+        if isinstance(exc, RunError) and (found := whole_checkpoints(run_dir)):
             raise RunError(f"{exc}\nrlsys: the run can continue from {found[-1]}: run the same command again "
                            "(run.resume=auto)") from exc
         raise
     finally:
         ctx.roles.stop()
+
+
+def quiet_logs(cfg: Config, run_dir: Path) -> Path | None:
+    """The run's `logs/` folder, the driver's third-party logging sent there; None when the
+    terminal gets everything (`tracking.console_level: verbose`)."""
+    if cfg.tracking.console_level == "verbose":
+        return None
+    logs = run_dir.resolve() / LOGS
+    quiet_driver(logs)
+    return logs
+
+
+def header(cfg: Config, run_dir: Path, logs: Path | None) -> str:
+    """What runs and where it writes: the first line a run prints."""
+    where = f"; logs of vLLM, Ray, DeepSpeed in {logs}" if logs else ""
+    if cfg.algorithm.type == "dpo" and not cfg.algorithm.online:
+        work = f"{cfg.algorithm.epochs} epoch(s) over the preference pairs"
+    else:
+        work = (f"{cfg.run.iterations} iterations of {cfg.rollout.prompts_per_iteration} prompts x "
+                f"{cfg.rollout.group_size} samples")
+    return f"rlsys: {cfg.algorithm.type} on {cfg.model.path} ({cfg.model.dtype}), {work}; run folder {run_dir.resolve()}{where}"
 
 
 def run_context(cfg: Config, data: Prepared, run_dir: Path, resume_from: Path | None = None) -> RunContext:

@@ -13,12 +13,16 @@ NAME, HELP = "train", "run a training job"
 
 def add_arguments(p) -> None:
     config_arguments(p)
+    p.add_argument("--verbose", action="store_true",
+                   help="show the output of vLLM, Ray, DeepSpeed and transformers here, not in RUN_DIR/logs "
+                        "(tracking.console_level=verbose)")
 
 
 def run(args) -> int:
     from rlsys.run import train
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = args.overrides + (["tracking.console_level=verbose"] if args.verbose else [])
+    cfg = load_config(args.config, overrides)
     summary = train(cfg)
     stop_log_forwarding()
     print(json.dumps({"run_dir": cfg.run.dir, "eval_before": summary["eval_before"],

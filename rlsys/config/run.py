@@ -98,6 +98,10 @@ class RayConfig(Section):
 
 class TrackingConfig(Section):
     console: bool = True
+    console_level: Literal["quiet", "verbose"] = "quiet"
+    """quiet: the terminal shows rlsys's own lines (a header, one line per iteration, held-out
+    results, errors) and the logs of vLLM, Ray, DeepSpeed and transformers go to `logs/` in the
+    run folder; verbose: those logs reach the terminal too (`rlsys train --verbose`)."""
     ray_metrics: bool = True
     tensorboard: bool = False
     wandb_project: str | None = None

@@ -8,11 +8,13 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rlsys.algorithms.registry import build_algorithm, old_policy, policy_loss_kwargs
 from rlsys.config import Config, LearnerConfig
+from rlsys.distributed.actor_output import logged
 from rlsys.distributed.calls import wait_all
 from rlsys.errors import RunError, Unplaceable
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
 from rlsys.distributed.rollout_pool import RolloutPool
 from rlsys.models.sampling_filter import SamplingFilter
+from rlsys.observability.console import log_dir
 from rlsys.transport.ports import free_port
 from rlsys.workers.critic import Critic
 from rlsys.workers.learner import Learner
@@ -33,7 +35,8 @@ def _free_endpoint() -> tuple[str, int]:
 def start_rollout_worker(cfg: Config, model_path: str, slot: int):
     """The vLLM worker of rollout slot `slot` (a replacement or an added worker takes a new one)."""
     remote = ray.remote(num_cpus=cfg.rollout.num_cpus, num_gpus=cfg.rollout.num_gpus, max_restarts=0,
-                        **placement_options(cfg.rollout.resources, cfg.rollout.scheduling))(RolloutWorker)
+                        **placement_options(cfg.rollout.resources, cfg.rollout.scheduling))(
+        logged(RolloutWorker, logs(cfg), f"rollout-{slot}"))
     return remote.remote(
         model_path,
         dtype=cfg.model.dtype,
@@ -59,7 +62,7 @@ LEARNER_SYNC_CALLS = ("sync_endpoint", "init_sync_group", "last_push_plan", "reb
 
 
 def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float | None = None,
-           options: dict | None = None) -> tuple[list, object]:
+           options: dict | None = None, output: str | None = None) -> tuple[list, object]:
     """`lc.num_ranks` actors of `cls` packed into one placement group (returned with them, for
     the group to remove when it is killed); rank 0's node hosts the rendezvous. Each is built
     as `cls(*before, rank, world_size, host, port, *after)`."""
@@ -71,7 +74,7 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
         ray.util.remove_placement_group(group)
         raise Unplaceable(f"{cls.__name__}: {lc.num_ranks} rank(s) of {bundle} could not be placed within {timeout_s:.0f}s; "
                        "the cluster lacks the CPUs/GPUs (see `ray status`): lower num_cpus/num_gpus or add nodes") from None
-    remote = ray.remote(max_restarts=0, **(options or {}))(cls)
+    remote = ray.remote(max_restarts=0, **(options or {}))(logged(cls, output, cls.__name__.lower()))
     attempt = 0
     while True:
         attempt += 1
@@ -110,7 +113,7 @@ def start_learners(cfg: Config, model_path: str, total_optimizer_steps: int, wit
                   (total_optimizer_steps, cfg.run.seed, cfg.lpt, cfg.rollout.max_new_tokens, cfg.model.lora,
                    old_policy(cfg), SamplingFilter(cfg.rollout.top_k, cfg.rollout.top_p),
                    cfg.rollout.max_staleness > 0),
-                  cfg.run.timeout("start"), {"concurrency_groups": {SYNC_GROUP_CALLS: 1}})
+                  cfg.run.timeout("start"), {"concurrency_groups": {SYNC_GROUP_CALLS: 1}}, logs(cfg))
     return (handles, placement) if with_placement else handles
 
 
@@ -118,7 +121,7 @@ def start_critics(cfg: Config, model_path: str, total_optimizer_steps: int, with
     """The critic's ranks, from `critic.path` or else the policy's model."""
     lc = cfg.critic_learner()
     handles, placement = _ranks(Critic, lc, (model_path, lc, cfg.critic.value_clip, cfg.model.dtype),
-                                (total_optimizer_steps, cfg.run.seed), cfg.run.timeout("start"))
+                                (total_optimizer_steps, cfg.run.seed), cfg.run.timeout("start"), output=logs(cfg))
     return (handles, placement) if with_placement else handles
 
 
@@ -142,7 +145,7 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
             options = {"num_cpus": kwargs.pop("num_cpus", 1), "num_gpus": kwargs.pop("num_gpus", 0),
                        **placement_options(kwargs.pop("resources", {}), "default"),
                        **stateless_restarts(cfg.reward.max_restarts)}
-            handle = ray.remote(RewardModelScorer).options(**options).remote(**kwargs)
+            handle = ray.remote(logged(RewardModelScorer, logs(cfg), "reward-model")).options(**options).remote(**kwargs)
             out[term.name] = RemoteRewardModel(handle, cfg.run.timeout("reward"))
     if out:  # loaded and placed, or a named error at start-up instead of a wait in the reward phase
         wait_all([m.handle.ping.remote() for m in out.values()], list(out), "starting the reward model",
@@ -152,8 +155,13 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
 
 def start_reward_worker(cfg: Config, cls: type = RewardWorker):
     return ray.remote(num_cpus=cfg.reward.num_cpus, **placement_options(cfg.reward.resources, "default"),
-                      **stateless_restarts(cfg.reward.max_restarts))(cls).remote(
+                      **stateless_restarts(cfg.reward.max_restarts))(logged(cls, logs(cfg), "reward")).remote(
         cfg.reward, cfg.data.template, start_reward_models(cfg))
+
+
+def logs(cfg: Config) -> str | None:
+    """The folder the actors of a quiet run write their output to (None: the terminal)."""
+    return log_dir(cfg.run.dir, cfg.tracking.console_level)
 
 
 def placement_options(resources: dict[str, float], scheduling: str) -> dict:
@@ -180,7 +188,7 @@ def start_teachers(cfg: Config, model_path: str) -> list:
     """The teacher pool. Named teachers (`teacher.name`) are reused when another job already
     started them, and outlive this job when `teacher.detached`."""
     tc = cfg.teacher
-    remote = ray.remote(TeacherService)
+    remote = ray.remote(logged(TeacherService, logs(cfg), "teacher"))
     options = {"num_cpus": tc.num_cpus, "num_gpus": tc.num_gpus, **stateless_restarts(tc.max_restarts),
                **placement_options(tc.resources, tc.scheduling), "max_concurrency": 1000}
     handles = []

@@ -102,12 +102,16 @@ def check_cpus(demand: dict[str, float], available: float, where: str) -> None:
                            "or raise ray.num_cpus")
 
 
-def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
+def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None, quiet: bool = False) -> None:
     """Join `cfg.address` (or the cluster of `ray job submit`), else start a local Ray on
-    127.0.0.1 with enough logical CPUs for `demand` (at least the machine's cores)."""
+    127.0.0.1 with enough logical CPUs for `demand` (at least the machine's cores). `quiet`:
+    the actors' output stays in their log files and Ray says only what is an error."""
+    import logging
     import math
 
     import ray
+
+    quiet_options = {"log_to_driver": not quiet, "logging_level": logging.ERROR if quiet else logging.INFO}
 
     if ray.is_initialized():
         return
@@ -115,7 +119,7 @@ def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
     if address:
         # Inside `ray job submit`, RAY_ADDRESS points at the cluster the job runs on and the
         # job's runtime_env (cluster/runtime_env.yaml) already applies: Ray refuses a second one.
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, **quiet_options)
         return
     from ray._private import ray_constants
 
@@ -133,7 +137,7 @@ def init_ray(cfg: RayConfig, demand: dict[str, float] | None = None) -> None:
         resources=dict(cfg.resources) or None,
         include_dashboard=False,
         runtime_env={"env_vars": actor_env()},
-        log_to_driver=True,
+        **quiet_options,
     )
 
 

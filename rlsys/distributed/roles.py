@@ -39,7 +39,7 @@ class Roles:
         from rlsys.distributed.actors import rollout_pool, start_reward_worker
         from rlsys.distributed.cluster import check_placement, init_ray, role_cpus
 
-        init_ray(self.cfg.ray, role_cpus(self.cfg))
+        init_ray(self.cfg.ray, role_cpus(self.cfg), quiet=self.cfg.tracking.console_level == "quiet")
         check_placement(self.cfg)  # roles pinned to resources no node offers: an error now, not a wait
         self.rollout = rollout_pool(self.cfg, model_path)
         self.reward = ActorGroup([start_reward_worker(self.cfg)], ["reward"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from rlsys.algorithms.registry import Algorithm
 from rlsys.config import Config
@@ -25,6 +26,8 @@ class RunContext:
     """Optimiser steps the learning-rate schedules span (saved in every checkpoint)."""
     stop: StopRequest | None = None
     """Set by SIGTERM/SIGINT: the loop checkpoints the iteration in flight and stops."""
+    announce: Callable[[str], None] | None = None
+    """Told the name of each phase as it starts (the live display)."""
 
     @property
     def stop_requested(self) -> bool:

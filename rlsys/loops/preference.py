@@ -7,7 +7,6 @@ Reference log-probs are computed once per pair, before the pair's first update."
 
 from __future__ import annotations
 
-import json
 import random
 import time
 
@@ -21,7 +20,7 @@ from rlsys.loops.evaluation import HeldOutEvaluation
 from rlsys.loops.rl_phases import check_on_policy
 from rlsys.loops.preference_outputs import answer_prompts, generation_prompts, write_generations, write_training_stats
 from rlsys.observability.iteration_metrics import PhaseTimer
-from rlsys.observability.progress import ProgressDisplay
+from rlsys.observability.progress import ProgressDisplay, format_results
 from rlsys.observability.trackers import open_trackers
 from rlsys.training.preference import pair_metrics
 from rlsys.records import PairItem
@@ -71,7 +70,7 @@ def offline(ctx: RunContext, trackers, progress, heldout: list[PairItem]) -> lis
 
 
 def online_round(ctx: RunContext, sampler: PromptSampler) -> tuple[dict[str, float], list[float]]:
-    cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer()
+    cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer(ctx.announce)
     prompts = [ctx.data.train[i] for i in sampler.next(cfg.rollout.prompts_per_iteration)]
     temps = group_temperatures(cfg.rollout.group_size, cfg.rollout.temperature, cfg.rollout.temperature_range)
     with timer("generation"):  # a group of answers per prompt, with the current adapter
@@ -119,10 +118,11 @@ def run(ctx: RunContext) -> dict:
         roles.reference_pairs(heldout)
     total = cfg.run.iterations if cfg.algorithm.online else sum(1 for _ in epochs_of_steps(cfg, pairs.train, random.Random(0)))
     with ProgressDisplay(total, enabled=cfg.tracking.console, unit="round" if cfg.algorithm.online else "step") as progress:
+        ctx.announce = progress.phase
         progress.phase("eval (before)")
         before = evaluate(ctx, heldout, task)
         base_answers = answer_prompts(ctx, gen_prompts)
-        progress.note(f"before: {json.dumps(before)}")
+        progress.note(f"held-out before: {format_results(before)}")
         if cfg.algorithm.online:
             losses, sampler = [], PromptSampler(len(ctx.data.train), cfg.run.seed)
             for r in range(1, cfg.run.iterations + 1):
@@ -136,7 +136,7 @@ def run(ctx: RunContext) -> dict:
             roles.sync()  # the trained weights to the engines, for the task eval and the generations
         progress.phase("eval (after)")
         after = evaluate(ctx, heldout, task)
-        progress.note(f"after: {json.dumps(after)}")
+        progress.note(f"held-out after: {format_results(after)}")
         write_generations(run_dir / "sample_generations.jsonl", gen_prompts, base_answers,
                           answer_prompts(ctx, gen_prompts))
     trackers.close()

@@ -7,7 +7,6 @@ The algorithm object decides what the samples become."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from rlsys.data.samplers import PromptSampler
@@ -18,7 +17,7 @@ from rlsys.loops.context import RunContext
 from rlsys.loops.evaluation import HeldOutEvaluation
 from rlsys.loops.rl_phases import TrainedButUnsynced, learn
 from rlsys.loops.rollout_ahead import batch_source
-from rlsys.observability.progress import ProgressDisplay
+from rlsys.observability.progress import ProgressDisplay, format_results
 from rlsys.observability.trackers import SampleLog, open_trackers
 
 
@@ -34,6 +33,7 @@ def run(ctx: RunContext) -> dict:
     trackers = open_trackers(cfg, run_dir, resumed.get("trackers", {}))
     logs = {name: SampleLog(run_dir / f"{name}.jsonl") for name in ("samples", "data_order", "eval_samples")}
     with ProgressDisplay(last, enabled=cfg.tracking.console, start=first - 1) as progress:
+        ctx.announce = progress.phase
         if resumed:
             eval_before = resumed["eval_before"]
             logs["eval_samples"].log(first - 1, [{"when": "resumed", **r}
@@ -42,7 +42,7 @@ def run(ctx: RunContext) -> dict:
             progress.phase("eval (before)")
             eval_before = held_out.evaluate()
             logs["eval_samples"].log(0, [{"when": "eval", **r} for r in held_out.rows])
-            progress.note(f"held-out before: {json.dumps(eval_before)}")
+            progress.note(f"held-out before: {format_results(eval_before)}")
         evaluation, batches, loop_started = {}, batch_source(ctx, sampler), time.perf_counter()
         batches.start(first, last)
         try:
@@ -96,7 +96,7 @@ def run(ctx: RunContext) -> dict:
         finally:
             batches.close()
         eval_after = evaluation if first <= last else resumed.get("eval", {})
-        progress.note(f"held-out after: {json.dumps(eval_after)}")
+        progress.note(f"held-out after: {format_results(eval_after)}")
     trackers.close()
     for log in logs.values():
         log.close()

@@ -40,7 +40,9 @@ def collect(ctx: RunContext, sampler: PromptSampler, it: int,
             engines: AbstractContextManager | None = None) -> Collected:
     """Iteration `it`'s prompts, samples, teacher scores and rewards; `engines` is held while
     the rollout engines generate (the asynchronous loop's guard against a concurrent sync)."""
-    cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer()
+    # generated ahead (asynchronous rollouts): its phases would garble the display of training's
+    cfg, roles = ctx.cfg, ctx.roles
+    timer = PhaseTimer(ctx.announce if cfg.rollout.max_staleness == 0 else None)
     teacher, distill = None, {}
     indices = sampler.next(cfg.rollout.prompts_per_iteration)
     items = [ctx.data.train[i] for i in indices]
@@ -64,7 +66,7 @@ def learn(ctx: RunContext, batch: Collected, it: int,
           engines: AbstractContextManager | None = None) -> tuple[dict[str, float], list[dict]]:
     """Train on `batch` (its samples checked to be recent enough) and push the new weights to
     every engine, holding `engines` for the push: the metrics and the samples to log."""
-    cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer()
+    cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer(ctx.announce)
     values, critic, stats, sync, unsynced = None, {}, {}, {}, None
     staleness = check_on_policy(batch.samples, roles.version, cfg.rollout.max_staleness)
     old, ref, scored = old_and_reference(ctx, batch.samples, timer)
@@ -77,10 +79,13 @@ def learn(ctx: RunContext, batch: Collected, it: int,
     if cfg.tracking.dump_batches:  # what the learner is given, for inspection (tracking.dump_batches)
         dump_batch(Path(cfg.run.dir) / "batches" / f"iter-{it:06d}.jsonl", batch, train_items)
     if roles.has_critic:  # clipped value-loss updates on every critic rank
+        timer.mark("critic")
         critic = roles.train_critic(train_items)
     if not (roles.has_critic and it <= cfg.critic.warmup_iterations):  # warm-up trains only the critic
         # policy updates on every learner rank, then the new weights to every engine, verified there
+        timer.mark("train")
         stats = roles.train_policy(train_items, cfg.lpt.coef)
+        timer.mark("sync")
         with engines or nullcontext():
             try:
                 sync = roles.sync()

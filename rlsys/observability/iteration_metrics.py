@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from typing import Callable
 
 import torch
 
@@ -12,13 +13,21 @@ from rlsys.records import PromptItem, Sample
 
 
 class PhaseTimer:
-    """`with timer("generation"): ...` records seconds as `time/generation`."""
+    """`with timer("generation"): ...` records seconds as `time/generation`, and tells
+    `announce` (the live display) which phase is in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: Callable[[str], None] | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.announce = announce
+
+    def mark(self, phase: str) -> None:
+        """A phase timed elsewhere (by the actors) begins."""
+        if self.announce is not None:
+            self.announce(phase)
 
     @contextmanager
     def __call__(self, phase: str):
+        self.mark(phase)
         started = time.perf_counter()
         try:
             yield

@@ -54,8 +54,10 @@ def suite(tmp_path_factory):
 def trained(tmp_path_factory, suite):
     run_dir = tmp_path_factory.mktemp("run") / "run"
     out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "tracking.console=false", f"eval.suite={suite}",
-                "run.eval_every=1")
+                "run.eval_every=1", "--verbose")
     assert out.returncode == 0, out.stderr[-3000:]
+    # --verbose: vLLM's own warnings reach the terminal and no logs folder is written
+    assert "(RolloutWorker" in out.stderr and "WARNING" in out.stderr and not (run_dir / "logs").exists()
     return run_dir
 
 

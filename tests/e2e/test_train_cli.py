@@ -19,7 +19,7 @@ def rlsys(*args, timeout=600):
 
 def check_run_dir(run_dir, iterations):
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "config.yaml", "control.json", "data_order.jsonl", "eval_samples.jsonl", "metrics.jsonl", "model",
+        "config.yaml", "control.json", "data_order.jsonl", "eval_samples.jsonl", "logs", "metrics.jsonl", "model",
         "plots", "samples.jsonl", "summary.json"]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == list(range(1, iterations + 1))
@@ -41,11 +41,12 @@ def check_run_dir(run_dir, iterations):
 
 def test_smoke_train_writes_metrics_summary_and_a_loadable_model(tmp_path):
     run_dir = tmp_path / "run"
-    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "tracking.console=false")
+    out = rlsys("train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}")
     assert out.returncode == 0, out.stderr[-3000:]
-    check_run_dir(run_dir, 2)
+    rows, _ = check_run_dir(run_dir, 2)
     last = json.loads(out.stdout.strip().splitlines()[-1])
     assert last["run_dir"] == str(run_dir)
+    check_quiet_console(out.stdout + out.stderr, rows, run_dir)
 
     from transformers import AutoModelForCausalLM
 
@@ -65,6 +66,24 @@ def test_smoke_train_writes_metrics_summary_and_a_loadable_model(tmp_path):
     assert abs(plan["check"]["relative_error"]) < 0.25, plan["check"]
     assert sum(plan["synchronous"]["split"].values()) == 4
     assert plan["asynchronous"]["seconds_per_iteration"] <= plan["synchronous"]["seconds_per_iteration"]
+
+
+def check_quiet_console(printed: str, rows: list[dict], run_dir) -> None:
+    """Piped output: a few lines of rlsys's own, each iteration on one full line with its loss,
+    KL and phase times as metrics.jsonl has them; the third-party output is in logs/."""
+    lines = printed.splitlines()
+    assert len(lines) < 25, printed
+    for r in rows:
+        line = next(line for line in lines if line.startswith(f"iteration {r['iteration']}/2 "))
+        assert f"loss {r['train/loss']:.4f}" in line and f"kl {r['train/kl']:.4f}" in line, line
+        assert f"gen {r['time/generation']:.1f}s" in line and f"train {r['time/train']:.1f}s" in line, line
+        assert f"sync {r['time/sync']:.1f}s" in line and f"{r['time/iteration']:.1f} s/it" in line, line
+    assert "WARNING" not in printed and "Loading safetensors" not in printed and "(RolloutWorker" not in printed
+    rollout_log = "".join(p.read_text() for p in (run_dir / "logs").glob("rollout-0-*.log"))
+    assert rollout_log.count("WARNING") >= 3  # vLLM's start-up warnings landed in the rollout worker's file
+    warned = sum(" WARNING " in line for p in (run_dir / "logs").glob("*.log") for line in p.read_text().splitlines())
+    summary_line = next(line for line in lines if line.startswith("rlsys: logs of vLLM"))
+    assert str(run_dir / "logs") in summary_line and int(summary_line.split(" warning lines")[0].split()[-1]) >= warned
 
 
 def test_bad_inputs_fail_before_any_actor_starts(tmp_path):
