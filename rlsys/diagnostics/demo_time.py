@@ -1,0 +1,20 @@
+"""How long `./run.sh demo` should take on this machine: a measured demo run of the same machine
+kind, scaled by this machine's measured fp32 matmul rate against that run's. An estimate (it
+assumes every phase scales with the matmul rate, which generation on AVX2 does not quite do),
+and printed as one."""
+
+from __future__ import annotations
+
+# `./run.sh demo` (configs/demo/grpo.yaml, seed 0) with .venv already built, per machine kind.
+DEMO_RUNS = {
+    "AVX2": {"seconds": 1626.0, "gflops": 90.0,
+             "run": "2-core AMD EPYC, AVX2 only, fp32: 30.6 min from nothing less 3.5 min of set-up"},
+    "AVX-512": {"seconds": 437.0, "gflops": 225.0, "run": "2-core AVX-512 machine, fp32: the run alone"},
+}
+
+
+def estimate_demo_seconds(kind: str, gflops: float) -> tuple[float, dict]:
+    """Seconds the demo should take at `gflops` (fp32 matmul, all cores) on a machine of `kind`,
+    and the measured run it is scaled from."""
+    reference = DEMO_RUNS.get(kind, DEMO_RUNS["AVX2"])
+    return reference["seconds"] * reference["gflops"] / gflops, reference

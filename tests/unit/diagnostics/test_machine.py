@@ -1,0 +1,45 @@
+"""The doctor's reading of a machine, from written /proc files, and its demo-time arithmetic."""
+
+from rlsys.commands.doctor import problems
+from rlsys.diagnostics.demo_time import estimate_demo_seconds
+from rlsys.diagnostics.machine import cpu_info, machine_kind, memory_gib
+from rlsys.diagnostics.ray_check import is_loopback
+
+AVX2_CPU = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
+AVX512_CPU = "model name\t: Intel Xeon\nflags\t\t: avx2 avx512f avx512bw avx512_bf16 amx_bf16\n"
+
+
+def test_the_cpu_kind_comes_from_its_flags(tmp_path):
+    (tmp_path / "a").write_text(AVX2_CPU)
+    (tmp_path / "b").write_text(AVX512_CPU)
+    a, b = cpu_info(str(tmp_path / "a")), cpu_info(str(tmp_path / "b"))
+    assert a == {"model": "AMD EPYC 7B13", "isa": {"avx2": True, "avx512f": False, "avx512bw": False,
+                                                   "avx512_bf16": False, "amx_bf16": False}}
+    assert machine_kind(a["isa"]) == "AVX2" and machine_kind(b["isa"]) == "AVX-512"
+    assert machine_kind({"avx2": False}) == "older than AVX2"
+
+
+def test_memory_in_gib(tmp_path):
+    (tmp_path / "m").write_text("MemTotal:       24641536 kB\nMemFree:  1 kB\nMemAvailable:   12320768 kB\n")
+    assert memory_gib(str(tmp_path / "m")) == {"MemTotal": 23.5, "MemAvailable": 11.8}
+
+
+def test_loopback_addresses():
+    assert is_loopback("127.0.0.1") and is_loopback("::ffff:127.0.0.1") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("::")
+
+
+def test_the_demo_estimate_scales_the_measured_run_of_the_same_kind():
+    seconds, ref = estimate_demo_seconds("AVX2", 45.0)  # half the measured run's 90 GFLOP/s: twice its time
+    assert seconds == 2 * 1626.0 and ref["gflops"] == 90.0
+    assert estimate_demo_seconds("AVX-512", 225.0)[0] == 437.0
+
+
+def test_problems_name_what_to_do():
+    report = {"isa": {"avx2": True}, "memory_gib": {"MemTotal": 4.0}, "versions": {"torch": "2", "vllm": None},
+              "ray": {"ok": False, "problem": "Ray reports node 10.0.0.2"}}
+    found = problems(report)
+    assert len(found) == 3
+    assert "4.0 GiB of memory" in found[0] and "10.0.0.2" in found[1] and found[2].startswith("not installed: vllm")
+    assert problems({"isa": {"avx2": True}, "memory_gib": {"MemTotal": 23.5}, "versions": {"torch": "2"},
+                     "ray": None}) == []
