@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 # (metric, label, format, priority): on a narrow terminal the lowest priorities go first.
 HEADLINE = (
     ("reward/mean", "reward", "{:.3f}", 9),
-    ("rollout/accuracy", "acc", "{:.2f}", 8),
+    ("rollout/accuracy", "acc", "{:.2f}", 4),
     ("eval/accuracy", "held-out acc", "{:.3f}", 9),
     ("train/kl", "kl", "{:.4f}", 7),
     ("train/loss", "loss", "{:.4f}", 7),
