@@ -44,10 +44,18 @@ def run_seeds(config: str, overrides: list[str], seeds: list[int], out: str) -> 
     table = markdown_table(summary, seeds, Path(config).name + (" " + " ".join(overrides) if overrides else ""))
     (root / "seeds.md").write_text(table)
     result = {"config": config, "overrides": overrides, "seeds": seeds, "runs": [str(root / f"seed-{s}") for s in seeds],
-              "summary": summary}
+              "machine": this_machine(), "summary": summary}
     (root / "seeds.json").write_text(json.dumps(result, indent=1))
     print(table, file=sys.stderr)
     return result
+
+
+def this_machine() -> dict:
+    """What the results page labels a sweep with: the CPU, its kind and the cores used."""
+    from rlsys.diagnostics.machine import cpu_info, gpus, machine_kind, usable_cores
+
+    cpu = cpu_info()
+    return {"cpu": cpu["model"], "kind": machine_kind(cpu["isa"]), "cores": usable_cores(), "gpus": gpus()}
 
 
 def run(args) -> int:
