@@ -5,7 +5,9 @@ the loops (`rlsys.loops.rl`, `rlsys.loops.preference`); the roles in `rlsys.dist
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from rlsys.errors import RunError, RunStopped, Unplaceable
 from rlsys.loops import preference, rl
 from rlsys.loops.context import RunContext
 from rlsys.loops.stop_request import StopRequest
-from rlsys.observability.console import LOGS, error_excerpt, logs_line, quiet_driver
+from rlsys.observability.console import LOGS, driver_output_held, error_excerpt, logs_line, quiet_driver
 from rlsys.preparation import prepare, prepare_run_dir
 from rlsys.training.checkpoint_store import read_state, resume_point, set_aside_newer, whole_checkpoints
 
@@ -50,14 +52,16 @@ def recover_or_raise(cfg: Config, exc: RunError, recoveries: list[dict]) -> Conf
 
 
 def _train(cfg: Config, stop: StopRequest, recoveries: list[dict] | None = None) -> dict:
-    data = prepare(cfg)  # model paths, data rows, rewards, tokenizers: checked before any actor starts
-    resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
-    run_dir = prepare_run_dir(cfg, keep=resume_from is not None and Path(cfg.run.dir).resolve()
-                              in resume_from.resolve().parents)
+    held = None if cfg.tracking.console_level == "verbose" else held_output_file()
+    with driver_output_held(held):  # a first use converts the model: its bars and warnings go to the logs
+        data = prepare(cfg)  # model paths, data rows, rewards, tokenizers: checked before any actor starts
+        resume_from = resume_point(cfg)  # a checkpoint to continue from, checked against this config
+        run_dir = prepare_run_dir(cfg, keep=resume_from is not None and Path(cfg.run.dir).resolve()
+                                  in resume_from.resolve().parents)
     if resume_from is not None:
         set_aside_newer(run_dir, resume_from)  # checkpoints after it belong to an abandoned timeline
     (run_dir / "config.yaml").write_text(dump_config(cfg))
-    logs = quiet_logs(cfg, run_dir)  # third-party output to run_dir/logs, unless tracking.console_level=verbose
+    logs = quiet_logs(cfg, run_dir, held)  # third-party output to run_dir/logs, unless tracking.console_level=verbose
     print(header(cfg, run_dir, logs), flush=True)
     ctx = run_context(cfg, data, run_dir, resume_from)
     ctx.stop = stop
@@ -90,13 +94,20 @@ def _train(cfg: Config, stop: StopRequest, recoveries: list[dict] | None = None)
         ctx.roles.stop()
 
 
-def quiet_logs(cfg: Config, run_dir: Path) -> Path | None:
-    """The run's `logs/` folder, the driver's third-party logging sent there; None when the
-    terminal gets everything (`tracking.console_level: verbose`)."""
+def held_output_file() -> Path:
+    fd, path = tempfile.mkstemp(".log", "rlsys-driver-")
+    os.close(fd)
+    return Path(path)
+
+
+def quiet_logs(cfg: Config, run_dir: Path, held: Path | None) -> Path | None:
+    """The run's `logs/` folder, the driver's third-party logging sent there (after the output
+    `held` before the folder existed); None when the terminal gets everything
+    (`tracking.console_level: verbose`)."""
     if cfg.tracking.console_level == "verbose":
         return None
     logs = run_dir.resolve() / LOGS
-    quiet_driver(logs)
+    quiet_driver(logs, held)
     return logs
 
 

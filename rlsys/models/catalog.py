@@ -43,7 +43,7 @@ def _gguf_to_folder(folder: Path, gguf_name: str, out: Path) -> None:
     config_dict = loaded.config.to_dict()
     config_dict.pop("quantization_config", None)
     config = AutoConfig.for_model(**config_dict)
-    config.torch_dtype = "bfloat16"
+    config.dtype = "bfloat16"
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.to(torch.bfloat16).save_pretrained(out)

@@ -10,11 +10,12 @@ import os
 import re
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 LOGS = "logs"
 DRIVER_LOG = "driver.log"
-THIRD_PARTY_LOGGERS = ("ray", "vllm", "deepspeed", "transformers", "torch", "datasets", "accelerate", "peft",
+THIRD_PARTY_LOGGERS = ("ray", "vllm", "deepspeed", "DeepSpeed", "transformers", "torch", "datasets", "accelerate", "peft",
                        "urllib3", "filelock", "huggingface_hub")
 WARNING_LINE = re.compile(r"\bWARN(ING)?\b|Warning:|\[W\d{4} ", re.IGNORECASE)
 ERROR_LINE = re.compile(r"\bERROR\b|Traceback \(most recent call last\)|^\w*(Error|Exception):|\[E\d{4} ")
@@ -42,10 +43,46 @@ def send_output_to(path: Path) -> None:
     os.close(fd)
 
 
-def quiet_driver(logs: Path) -> None:
-    """The driver's third-party logging and Python warnings into `logs/driver.log`; rlsys's own
-    prints and errors are untouched."""
+@contextmanager
+def driver_output_held(path: Path | None):
+    """While the run folder does not exist yet (model conversion, tokenizers, data): the driver's
+    own output, at file-descriptor level (loading bars, library warnings), into `path`; rlsys's
+    lines from it are repeated on the terminal afterwards. Nothing is held when `path` is None."""
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    send_output_to(path)
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        ours = [line for line in path.read_text(errors="replace").splitlines() if line.startswith("rlsys:")]
+        if failed:
+            ours.append(f"rlsys: what the libraries printed meanwhile is in {path}")
+        if ours:
+            print("\n".join(ours), file=sys.stderr, flush=True)
+
+
+def quiet_driver(logs: Path, held: Path | None = None) -> None:
+    """The driver's third-party logging and Python warnings into `logs/driver.log`, after what
+    was `held` before the run folder existed; rlsys's own prints and errors are untouched."""
     logs.mkdir(parents=True, exist_ok=True)
+    if held is not None and held.is_file():
+        with (logs / DRIVER_LOG).open("a") as f:
+            f.write(held.read_text(errors="replace"))
+        held.unlink()
     handler = logging.FileHandler(logs / DRIVER_LOG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in (*THIRD_PARTY_LOGGERS, "py.warnings"):

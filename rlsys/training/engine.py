@@ -203,7 +203,7 @@ class TrainingEngine:
                 state = {k: v.detach().to(torch_dtype(dtype)).cpu().clone() for k, v in model.state_dict().items()
                          if not lora or "lora_" in k}
                 if not lora:
-                    model.config.torch_dtype = dtype
+                    model.config.dtype = dtype
                 model.save_pretrained(path, state_dict=state)
                 if tokenizer is not None:
                     tokenizer.save_pretrained(path)
