@@ -12,29 +12,39 @@ class PolicyLossConfig(Section):
     """The PPO-clip surrogate every policy-gradient algorithm here trains with."""
 
     clip_eps: float = Field(0.2, gt=0.0)
+    """PPO-clip range: the ratio to the old policy is clipped to [1 - clip_eps, 1 + clip_eps];
+    smaller: more cautious updates."""
     kl_beta: float = Field(0.1, ge=0.0)
     """Weight of the per-token KL to the reference in the loss (0: no reference model)."""
     kl_estimator: Literal["k1", "k3"] = "k3"
+    """Per-token KL estimator, from d = log pi - log ref: `k1` is d (unbiased, can be
+    negative), `k3` is exp(-d) - 1 + d (unbiased, never negative)."""
     kl_clamp: float = Field(10.0, gt=0.0, lt=1e12)
     """Per-token KL estimates are clamped to [-kl_clamp, kl_clamp] (gradient 0 beyond)."""
     loss_agg: Literal["token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm"] = "token_mean"
-    """How per-token losses are averaged over a mini-batch (see rlsys.algorithms.losses)."""
+    """How per-token losses are averaged over a mini-batch: `token_mean` weighs every token alike,
+    `seq_mean_token_mean` every sequence alike (the GRPO paper), `seq_mean_token_sum_norm`
+    divides by N x rollout.max_new_tokens (Dr. GRPO). See rlsys.algorithms.losses."""
     old_policy: Literal["auto", "learner", "sampler"] = "auto"
     """The PPO ratio's denominator. `auto`: when the learner takes one optimiser step per batch
     (learner.epochs 1, mini-batch = the whole batch) the old policy *is* the current weights, so
     the training pass's own log-probs (detached, ratio exactly 1) serve and no separate pass
-    runs; otherwise a learner pass before the updates. `learner`: always that pass. `sampler`:
+    runs; otherwise, and always for PPO (it reads them before training), a learner pass before the updates. `learner`: always that pass. `sampler`:
     vLLM's sampling log-probs (no pass; the learner/sampler mismatch is still logged)."""
     tis_cap: float | None = Field(None, gt=0.0)
     """Truncated importance sampling: each token's surrogate is weighted by
-    min(pi_old / pi_sampler, tis_cap). Default: 2.0 when rollout.max_staleness > 0, else off."""
+    min(pi_old / pi_sampler, tis_cap). Default: 2.0 when rollout.max_staleness > 0, else off;
+    never applied with `old_policy: sampler` (the ratio is then to the sampler itself)."""
 
 
 class GRPOConfig(PolicyLossConfig):
     """GRPO: group-relative advantages, PPO-clip surrogate, optional KL to a reference."""
 
     type: Literal["grpo"] = "grpo"
+    """Selects GRPO (also what an `algorithm` section without `type` is)."""
     std_normalize: bool = True
+    """Divide each group's centred rewards by the group's standard deviation (DeepSeekMath's
+    GRPO); false: only subtract the group mean (Dr. GRPO)."""
 
 
 class PPOConfig(PolicyLossConfig):
@@ -42,7 +52,10 @@ class PPOConfig(PolicyLossConfig):
     completion, whitened advantages, an optional per-token KL penalty in the reward."""
 
     type: Literal["ppo"] = "ppo"
+    """Selects PPO; its value model is configured in the `critic` section."""
     kl_beta: float = Field(0.0, ge=0.0)
+    """Weight of the per-token KL to the reference in the loss; 0 here by default (a KL penalty
+    in the reward instead: `kl_in_reward`). Either above 0 needs the reference's log-probs."""
     gamma: float = Field(1.0, ge=0.0, le=1.0)
     """Discount per completion token (1: the reward counts the same for every token)."""
     lam: float = Field(0.95, ge=0.0, le=1.0)
@@ -50,6 +63,8 @@ class PPOConfig(PolicyLossConfig):
     kl_in_reward: float = Field(0.0, ge=0.0)
     """Coefficient of the per-token penalty -(log pi - log ref) added to the reward (needs a reference)."""
     whiten_advantages: bool = True
+    """Standardise the GAE advantages over every completion token of the batch (mean 0, std 1)
+    before the policy loss."""
 
 
 class DPOConfig(Section):
@@ -57,8 +72,13 @@ class DPOConfig(Section):
     workers sample and the rewards rank, round after round (`online`)."""
 
     type: Literal["dpo"] = "dpo"
+    """Selects DPO: pairs from `data.preferences`, or sampled each round with `online`."""
     loss: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    """`sigmoid`: DPO's -log sigmoid(beta h); `ipo`: IPO's (h - 1/(2 beta))^2 on per-token mean
+    log-probs; `hinge`: SLiC's max(0, 1 - beta h). h: the chosen minus the rejected log-ratio to the reference."""
     beta: float = Field(0.1, gt=0.0)
+    """Scale of the implicit reward beta x (log pi - log ref): larger keeps the policy closer to
+    the reference."""
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
     """Assumed share of flipped labels (conservative DPO; sigmoid loss only)."""
     nll_coef: float = Field(0.0, ge=0.0)
@@ -97,13 +117,17 @@ class CriticConfig(Section):
     path: str | None = None
     """A causal LM (or a critic saved by a run) to start from; None: the policy's model."""
     num_ranks: int = Field(1, ge=1)
+    """DeepSpeed ranks (Ray actors) that train the critic; each mini-batch is split over them."""
     num_cpus: float = Field(0.5, ge=0.0)
+    """CPUs Ray reserves for each critic rank."""
     num_gpus: float = Field(0.0, ge=0.0)
+    """GPUs Ray reserves for each critic rank (0: the rank trains on the CPU)."""
     placement: PlacementStrategy = "PACK"
     """How the critic ranks' placement group lays them out over nodes (as `learner.placement`)."""
     resources: dict[str, float] = Field(default_factory=dict)
     """Custom resources each critic rank asks for (as `learner.resources`), e.g. {critic_node: 1}."""
     lr: float = Field(5e-5, gt=0.0)
+    """The critic's AdamW learning rate: constant after `warmup_steps` (no decay, unlike the learner's)."""
     warmup_steps: int = Field(0, ge=0)
     """Learning-rate warmup in optimiser steps."""
     warmup_iterations: int = Field(0, ge=0)
@@ -111,8 +135,14 @@ class CriticConfig(Section):
     value_clip: float | None = Field(0.2, gt=0.0)
     """Values move at most this far from those the advantages used (None: no clipping)."""
     zero_stage: Literal[0, 1, 2, 3] = 2
+    """DeepSpeed ZeRO stage of the critic's engine (as `learner.zero_stage`)."""
     grad_clip: float = Field(1.0, gt=0.0)
+    """Largest global gradient norm of a critic step; larger gradients are scaled down to it."""
     mini_batch_size: int | None = Field(None, ge=1)
+    """Sequences per critic optimiser step, across its ranks (None: learner.mini_batch_size)."""
     micro_batch_size: int | None = Field(None, ge=1)
+    """Sequences per forward/backward on one critic rank (None: learner.micro_batch_size)."""
     epochs: int | None = Field(None, ge=1)
+    """Passes of the critic over each iteration's batch (None: learner.epochs)."""
     torch_threads: int | None = None
+    """CPU threads per critic rank; None: every core (not learner.torch_threads)."""

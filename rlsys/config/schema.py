@@ -22,22 +22,37 @@ from rlsys.config.run import EvalConfig, RayConfig, RunConfig, TrackingConfig
 
 
 class Config(Section):
+    """A whole run's configuration: one section per top-level key."""
+
     run: RunConfig = Field(default_factory=RunConfig)
+    """The run folder, length, seed, evaluations, checkpoints and resumption."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The student model."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """The tasks (or preference pairs) and the prompt around them."""
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    """The vLLM engines that sample completions."""
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
+    """The DeepSpeed ranks that train the policy."""
     algorithm: AlgorithmConfig = Field(default_factory=GRPOConfig)
-    """The training algorithm, chosen by `type`: grpo or ppo (without `type`: grpo)."""
+    """The training algorithm, chosen by `type`: grpo, ppo or dpo (without `type`: grpo). Each type
+    has keys of its own; a key the chosen type does not have is refused."""
     critic: CriticConfig = Field(default_factory=CriticConfig)
     """PPO's critic (ignored by algorithms without one)."""
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    """The reward terms and how they combine."""
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    """A teacher model for distillation (none while `teacher.path` is unset)."""
     lpt: LPTConfig = Field(default_factory=LPTConfig)
+    """A language-modelling loss on separate text (off while `lpt.coef` is 0)."""
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    """How new weights reach the engines."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    """The held-out evaluations during training."""
     ray: RayConfig = Field(default_factory=RayConfig)
+    """The Ray cluster."""
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    """Where metrics and progress go."""
 
     @model_validator(mode="before")
     @classmethod
