@@ -20,7 +20,7 @@ LAYERS = (
     ("loops",),
     ("preparation",),
     ("run",),
-    ("planning",),
+    ("planning", "diagnostics"),
     ("commands",),
     ("cli",),
     ("__main__", "__init__"),
