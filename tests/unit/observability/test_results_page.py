@@ -27,7 +27,7 @@ def test_every_seeds_accuracy_and_the_mean_are_on_the_page():
             assert f"| {seed} | {before:.3f} -> {after:.3f} |" in section
         after = [s["eval_after"]["accuracy"] for s in summaries]
         sd = statistics.stdev(after) if len(after) > 1 else 0.0
-        assert f"| accuracy |" in section and f"{statistics.fmean(after):.3f} ± {sd:.3f}" in section
+        assert "| accuracy |" in section and f"{statistics.fmean(after):.3f} ± {sd:.3f}" in section
 
 
 def test_a_sweep_added_from_a_seeds_folder_appears_and_the_old_page_is_stale(tmp_path, monkeypatch):
