@@ -26,7 +26,8 @@ HEADLINE = ("accuracy", "task/accuracy", "reverse_kl", "mean_completion_tokens")
 def load_sweeps(root: Path) -> list[dict]:
     """Every sweep under `root`, by folder name: its seeds.json plus its seeds' summaries."""
     sweeps = []
-    for folder in sorted(p for p in root.iterdir() if (p / "seeds.json").is_file()) if root.is_dir() else []:
+    folders = sorted(p for p in root.iterdir() if (p / "seeds.json").is_file()) if root.is_dir() else []
+    for folder in folders:
         sweep = json.loads((folder / "seeds.json").read_text())
         sweep["name"] = folder.name
         sweep["per_seed"] = {seed: json.loads(path.read_text()) for seed in sweep["seeds"]
@@ -103,6 +104,10 @@ def render(sweeps: list[dict]) -> str:
 def add_sweep(run_root: Path, root: Path = SWEEPS) -> Path:
     """Copy a finished `rlsys seeds` folder's seeds.json and per-seed summaries under `root`."""
     sweep = json.loads((run_root / "seeds.json").read_text())
+    missing = [seed for seed in sweep["seeds"] if not (run_root / f"seed-{seed}" / "summary.json").is_file()]
+    if missing:  # checked before copying anything, so the docs never hold half a sweep
+        raise SystemExit(f"{run_root}: seeds {missing} have no summary.json; finish the sweep "
+                         f"(`rlsys seeds` again with the same --out) before adding it")
     target = root / run_root.name
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_root / "seeds.json", target / "seeds.json")

@@ -4,6 +4,8 @@ its numbers are the runs' own, checked here against the summaries read directly.
 import json
 import statistics
 
+import pytest
+
 from rlsys.observability import results_page
 
 from ...conftest import REPO
@@ -53,3 +55,14 @@ def test_a_sweep_added_from_a_seeds_folder_appears_and_the_old_page_is_stale(tmp
     assert "| 0 | 0.250 -> 0.500 | 10 |" in page and "| 1 | 0.250 -> 0.750 | 10 |" in page
     assert "| accuracy | 0.250 ± 0.000 [0.250, 0.250] | 0.625 ± 0.177 [0.500, 0.750] | 0.375 ± 0.177" in page
     assert results_page.main(["--check"]) == 0
+
+
+def test_an_unfinished_sweep_is_refused_and_nothing_is_copied(tmp_path, monkeypatch):
+    run_root = tmp_path / "runs" / "half"
+    (run_root / "seed-0").mkdir(parents=True)
+    (run_root / "seed-0" / "summary.json").write_text(json.dumps({"eval_before": {}, "eval_after": {}}))
+    (run_root / "seeds.json").write_text(json.dumps({"config": "c.yaml", "seeds": [0, 1], "summary": {}}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"seeds \[1\] have no summary.json"):
+        results_page.main(["--add", str(run_root)])
+    assert not (tmp_path / "docs" / "results" / "sweeps" / "half").exists()
