@@ -15,6 +15,27 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
+
+# The watch thread and a call that met vLLM's EngineDeadError can both see one death: the
+# first to get here says why the actor ends, the other waits for the exit.
+_EXITING = threading.Lock()
+
+
+def exit_actor(message: str, kill: list = ()) -> None:
+    """End this actor's process, once, saying `message` and killing the processes in `kill`
+    that still run (so that nothing is left holding memory)."""
+    if not _EXITING.acquire(blocking=False):
+        time.sleep(3600)  # the other path is exiting
+    print(message, flush=True)
+    for p in kill:
+        if not _gone(p):
+            try:
+                p.kill()
+            except Exception:  # noqa: BLE001 (it ended meanwhile)
+                pass
+    time.sleep(0.1)
+    os._exit(1)
 
 
 def _gone(proc) -> bool:
@@ -60,13 +81,19 @@ class EngineWatch:
                 return
 
     def _exit(self, dead: list) -> None:
-        print(f"{self.name}: its vLLM engine process(es) {[p.pid for p in dead]} ended; the actor exits to be "
-              "replaced", flush=True)
-        for p in self.procs:
-            if not _gone(p):
-                try:
-                    p.kill()
-                except Exception:  # noqa: BLE001 (it ended meanwhile)
-                    pass
-        time.sleep(0.1)
-        os._exit(1)
+        exit_actor(f"{self.name}: its vLLM engine process(es) {[p.pid for p in dead]} ended; the actor exits to "
+                   "be replaced", self.procs)
+
+
+@contextmanager
+def exit_if_engine_died(name: str):
+    """An actor whose vLLM engine process died cannot serve again: end it, so that Ray reports it
+    dead and its pool replaces it or Ray restarts it (instead of an error on every call)."""
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    try:
+        yield
+    except EngineDeadError as exc:
+        exit_actor(f"{name}: its vLLM engine died ({exc}); the actor exits to be replaced")
+
+

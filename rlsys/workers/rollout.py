@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
 
 from rlsys.models.lora import engine_max_rank
 from rlsys.records import Sample
 from rlsys.workers.engine_parallel import parallel_engine_args
-from rlsys.workers.engine_watch import EngineWatch
+from rlsys.workers.engine_watch import EngineWatch, exit_if_engine_died
 from rlsys.workers.vllm_extension import ADAPTER_ID, ADAPTER_NAME
 from rlsys.errors import WeightSyncError
 
@@ -216,18 +215,3 @@ def sum_over_shards(reports: list[dict]) -> dict:
     copies = {key: [sum(r["copies"][key][p] for r in reports) for p in range(len(reports[0]["copies"][key]))]
               for key in reports[0]["probes"]}
     return {"probes": probes, "copies": copies}
-
-
-@contextmanager
-def exit_if_engine_died(name: str):
-    """A worker whose vLLM engine process died cannot serve again: end the actor, so that Ray
-    reports it dead and the rollout pool replaces it (instead of an error on every call)."""
-    from vllm.v1.engine.exceptions import EngineDeadError
-
-    try:
-        yield
-    except EngineDeadError as exc:
-        print(f"{name}: its vLLM engine died ({exc}); the worker exits to be replaced", flush=True)
-        os._exit(1)
-
-

@@ -25,7 +25,7 @@ from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.models.dtypes import torch_dtype
 from rlsys.records import ScoreRequest
 from rlsys.workers.engine_parallel import parallel_engine_args
-from rlsys.workers.engine_watch import EngineWatch
+from rlsys.workers.engine_watch import EngineWatch, exit_if_engine_died
 from rlsys.workers.teacher_batcher import Batcher
 
 
@@ -47,7 +47,8 @@ class VllmScorer:
 
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
         requests = [{"prompt_token_ids": list(p) + list(c)} for p, c in sequences]
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        with exit_if_engine_died("teacher"):
+            outputs = self.llm.generate(requests, params, use_tqdm=False)
         scores = []
         for (prompt, completion), out in zip(sequences, outputs):
             entries = out.prompt_logprobs[len(prompt) : len(prompt) + len(completion)]
@@ -59,7 +60,8 @@ class VllmScorer:
         from vllm import SamplingParams
 
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
-        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
+        with exit_if_engine_died("teacher"):
+            outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
 
 
