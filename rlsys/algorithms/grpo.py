@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from rlsys.algorithms.advantages import grpo_advantages
+from rlsys.algorithms.advantages import grpo_advantages, informative_samples
 from rlsys.algorithms.distill import minillm_token_advantages, truncated_token_rewards
 from rlsys.algorithms.settings import GRPOSettings, RewardSettings
 from rlsys.records import ScoredBatch, TrainItem
@@ -15,8 +15,11 @@ from rlsys.records import ScoredBatch, TrainItem
 class GRPO:
     loss = "ppo_clip"
 
-    def __init__(self, cfg: GRPOSettings, reward: RewardSettings) -> None:
-        self.cfg, self.reward = cfg, reward
+    def __init__(self, cfg: GRPOSettings, reward: RewardSettings, mini_batch_size: int = 1) -> None:
+        if cfg.drop_uniform_groups and reward.combiner == "minillm":
+            raise ValueError("algorithm.drop_uniform_groups cannot go with reward.combiner: minillm (its per-token "
+                             "term gives every sample a gradient): set one of them off")
+        self.cfg, self.reward, self.mini_batch_size = cfg, reward, mini_batch_size
 
     @property
     def needs_reference(self) -> bool:
@@ -42,5 +45,9 @@ class GRPO:
             token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
         old = batch.old_logprobs or [None] * len(batch.samples)
         ref = batch.ref_logprobs or [None] * len(batch.samples)
-        return [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs, o, r)
-                for s, a, ta, o, r in zip(batch.samples, advantages, token_advantages, old, ref)], {}
+        items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs, o, r)
+                 for s, a, ta, o, r in zip(batch.samples, advantages, token_advantages, old, ref)]
+        if not self.cfg.drop_uniform_groups:
+            return items, {}
+        kept = informative_samples(batch.rewards, batch.group_size, self.mini_batch_size)
+        return [items[i] for i in kept], {"train/kept_fraction": len(kept) / len(items)}

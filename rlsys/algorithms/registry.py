@@ -67,4 +67,6 @@ def old_policy(cfg: RunSettings) -> OldPolicy | None:
 
 
 def build_algorithm(cfg: RunSettings) -> Algorithm:
+    if cfg.algorithm.type == "grpo":  # its batch may shrink, by whole mini-batches
+        return GRPO(cfg.algorithm, cfg.reward, cfg.learner.mini_batch_size)
     return ALGORITHMS[cfg.algorithm.type](cfg.algorithm, cfg.reward)

@@ -20,6 +20,7 @@ class RewardSettings(Protocol):
 class GRPOSettings(Protocol):
     kl_beta: float
     std_normalize: bool
+    drop_uniform_groups: bool
 
 
 class PPOSettings(Protocol):

@@ -35,3 +35,33 @@ def test_grpo_with_minillm_adds_whitened_per_token_rewards():
     assert items[1].token_advantages == pytest.approx([-a + 0.0], abs=1e-6)
     with pytest.raises(ValueError, match="needs the teacher's per-token log-probs"):
         algo.train_items(ScoredBatch(samples, [1.0, 0.0], 2))
+
+
+def test_grpo_drops_equal_reward_groups_to_whole_mini_batches():
+    cfg = load_config(None, ["rollout.group_size=2", "rollout.prompts_per_iteration=4", "algorithm.kl_beta=0",
+                             "algorithm.drop_uniform_groups=true", "learner.mini_batch_size=2",
+                             "learner.micro_batch_size=1"])
+    samples = [_sample(i, 1 + i) for i in range(8)]
+    # groups: (1, 0) mixed, (1, 1) equal, (0, 0) equal, (0, 1) mixed
+    rewards = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    items, metrics = build_algorithm(cfg).train_items(ScoredBatch(samples, rewards, group_size=2))
+    assert [len(it.completion_ids) for it in items] == [1, 2, 7, 8]  # samples 0, 1, 6, 7
+    a = 0.5 / (0.5 ** 0.5 + 1e-6)
+    assert [it.advantage for it in items] == pytest.approx([a, -a, -a, a], rel=1e-12)
+    assert metrics == {"train/kept_fraction": 0.5}
+    # mini-batches of 3: the 4 mixed samples are topped up with the first 2 equal ones
+    cfg = load_config(None, ["rollout.group_size=2", "rollout.prompts_per_iteration=3", "algorithm.kl_beta=0",
+                             "algorithm.drop_uniform_groups=true", "learner.mini_batch_size=3",
+                             "learner.micro_batch_size=1"])
+    items, _ = build_algorithm(cfg).train_items(ScoredBatch(samples, rewards, group_size=2))
+    assert [len(it.completion_ids) for it in items] == [1, 2, 3, 4, 7, 8]
+    # no group differs: the whole batch trains (nothing to choose from)
+    items, metrics = build_algorithm(cfg).train_items(ScoredBatch(samples[:6], [1.0] * 6, group_size=2))
+    assert len(items) == 6 and metrics == {"train/kept_fraction": 1.0}
+
+
+def test_dropping_groups_is_refused_with_minillm_token_rewards():
+    cfg = load_config(None, ["rollout.group_size=2", "teacher.path=x", "reward.combiner=minillm",
+                             "algorithm.drop_uniform_groups=true"])
+    with pytest.raises(ValueError, match="drop_uniform_groups cannot go with reward.combiner: minillm"):
+        build_algorithm(cfg)
