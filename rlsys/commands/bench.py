@@ -1,6 +1,7 @@
 """`rlsys bench`: rollout and weight-sync efficiency against bare vLLM and a raw broadcast,
 the training phase's useful FLOP/s against the machine's measured matmul peak, and each
-phase's share of an iteration. The last line printed is one JSON object."""
+phase's share of an iteration; and this machine's kind with the demo's expected time. The last
+line printed is one JSON object."""
 
 from __future__ import annotations
 
@@ -74,6 +75,19 @@ def matmul_peak_flops_per_s(dtype: str, size: int = 1024, seconds: float = 3.0) 
     return best
 
 
+def machine_and_demo_time(fp32_flops_per_s: float) -> dict:
+    """This machine's kind and the demo's expected seconds, scaled from a measured demo run of
+    that kind by the fp32 matmul rate (an estimate, labelled as one)."""
+    from rlsys.diagnostics.demo_time import estimate_demo_seconds
+    from rlsys.diagnostics.machine import cpu_info, machine_kind
+
+    cpu = cpu_info()
+    kind = machine_kind(cpu["isa"])
+    seconds, reference = estimate_demo_seconds(kind, fp32_flops_per_s / 1e9)
+    return {"cpu": cpu["model"], "kind": kind, "fp32_matmul_gflops": round(fp32_flops_per_s / 1e9, 1),
+            "demo_estimate_s": round(seconds), "demo_reference": reference}
+
+
 def run_bench(args) -> dict:
     import ray
 
@@ -99,6 +113,8 @@ def run_bench(args) -> dict:
     bare_task = ray.remote(num_cpus=cfg.rollout.num_cpus, max_calls=1)(_bare_vllm_tokens_per_s)
     bare = ray.get(bare_task.remote(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, dtype))
     peak = ray.get(ray.remote(num_cpus=cfg.learner.num_cpus, max_calls=1)(matmul_peak_flops_per_s).remote(dtype))
+    fp32_peak = peak if dtype == "float32" else ray.get(
+        ray.remote(num_cpus=cfg.learner.num_cpus, max_calls=1)(matmul_peak_flops_per_s).remote("float32"))
     worker = start_rollout_workers(cfg, model_path)[0]
     temps = [1.0] * args.group_size
     ray.get(worker.generate.remote(prompts, temps, args.max_new_tokens))  # warm-up
@@ -147,6 +163,7 @@ def run_bench(args) -> dict:
     train_rate = rates.train_flops_per_s
     return {
         "model": args.model,
+        **machine_and_demo_time(fp32_peak),
         "rollout_tokens_per_s": round(rlsys_rate, 1),
         "bare_vllm_tokens_per_s": round(bare, 1),
         "rollout_efficiency": round(rlsys_rate / bare, 4),
@@ -169,5 +186,8 @@ def run_bench(args) -> dict:
 def run(args) -> int:
     result = run_bench(args)
     stop_log_forwarding()
+    print(f"rlsys bench: {result['kind']} machine ({result['cpu']}), fp32 matmul {result['fp32_matmul_gflops']} "
+          f"GFLOP/s; `./run.sh demo` should take about {result['demo_estimate_s'] / 60:.0f} min once .venv exists "
+          f"(estimated from the measured {result['kind']} run: {result['demo_reference']['run']})")
     print(json.dumps(result))
     return 0

@@ -43,3 +43,12 @@ def test_problems_name_what_to_do():
     assert "4.0 GiB of memory" in found[0] and "10.0.0.2" in found[1] and found[2].startswith("not installed: vllm")
     assert problems({"isa": {"avx2": True}, "memory_gib": {"MemTotal": 23.5}, "versions": {"torch": "2"},
                      "ray": None}) == []
+
+
+def test_bench_names_this_machines_kind_and_scales_the_demo_by_its_rate():
+    from rlsys.commands.bench import machine_and_demo_time
+
+    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    r, slower = machine_and_demo_time(90e9), machine_and_demo_time(45e9)
+    assert r["kind"] == ("AVX-512" if "avx512f" in flags else "AVX2")
+    assert r["fp32_matmul_gflops"] == 90.0 and abs(slower["demo_estimate_s"] - 2 * r["demo_estimate_s"]) <= 1
