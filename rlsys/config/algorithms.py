@@ -134,6 +134,10 @@ class CriticConfig(Section):
     """Custom resources each critic rank asks for (as `learner.resources`), e.g. {critic_node: 1}."""
     lr: float = Field(5e-5, gt=0.0)
     """The critic's AdamW learning rate: constant after `warmup_steps` (no decay, unlike the learner's)."""
+    head_lr: float | None = Field(None, gt=0.0)
+    """The value head's learning rate (None: `lr`). A new head starts at 0 and must learn the
+    returns' scale and a read-out of the trunk's features; a rate 10-100x `lr` lets it do that in
+    the first iterations without moving the trunk faster."""
     warmup_steps: int = Field(0, ge=0)
     """Learning-rate warmup in optimiser steps."""
     warmup_iterations: int = Field(0, ge=0)

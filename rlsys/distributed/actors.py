@@ -121,7 +121,8 @@ def start_critics(cfg: Config, model_path: str, total_optimizer_steps: int, with
     """The critic's ranks, from `critic.path` or else the policy's model."""
     lc = cfg.critic_learner()
     handles, placement = _ranks(Critic, lc, (model_path, lc, cfg.critic.value_clip, cfg.model.dtype),
-                                (total_optimizer_steps, cfg.run.seed), cfg.run.timeout("start"), output=logs(cfg))
+                                (total_optimizer_steps, cfg.run.seed, cfg.critic.head_lr), cfg.run.timeout("start"),
+                                output=logs(cfg))
     return (handles, placement) if with_placement else handles
 
 

@@ -63,12 +63,25 @@ def init_process(rank: int, world_size: int, master_addr: str, master_port: int,
     return torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
 
 
+def parameter_groups(model: torch.nn.Module, lr_of: dict[torch.nn.Module, float]) -> list:
+    """The trainable parameters: one group at the configured rate, and one per module of `lr_of`
+    at its own (plain parameters when `lr_of` is empty)."""
+    own = {id(p) for m in lr_of for p in m.parameters()}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
+    if not lr_of:
+        return rest
+    return [{"params": rest}] + [{"params": [p for p in m.parameters() if p.requires_grad], "lr": lr}
+                                 for m, lr in lr_of.items()]
+
+
 class TrainingEngine:
     """A model wrapped by DeepSpeed: AdamW, cosine schedule with warmup, gradient clipping,
     ZeRO stage and accumulation from `cfg`, `world_size` ranks sharing each mini-batch."""
 
     def __init__(self, model: torch.nn.Module, cfg: LearnerConfig, world_size: int, dtype: str,
-                 total_optimizer_steps: int, device: torch.device) -> None:
+                 total_optimizer_steps: int, device: torch.device, lr_of: dict[torch.nn.Module, float] | None = None
+                 ) -> None:
+        """`lr_of`: submodules that learn at their own rate (their own optimiser parameter group)."""
         import deepspeed
 
         self.cfg, self.world_size, self.device = cfg, world_size, device
@@ -105,7 +118,7 @@ class TrainingEngine:
 
         model.train()
         self.engine, _, _, _ = deepspeed.initialize(
-            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+            model=model, model_parameters=parameter_groups(model, lr_of or {}),
             config=ds_config, lr_scheduler=scheduler)
         # One rank without ZeRO has nothing to reduce, yet DeepSpeed would copy every gradient
         # through a collective after each backward; it also reports no norm then (kept here).

@@ -8,7 +8,7 @@ import time
 import torch
 
 from rlsys.config import LearnerConfig
-from rlsys.training.critic import ValueStep, load_value_model
+from rlsys.training.critic import ValueStep, load_value_model, value_head
 from rlsys.training.engine import TrainingEngine, init_process
 from rlsys.records import TrainItem
 
@@ -16,8 +16,9 @@ from rlsys.records import TrainItem
 class Critic:
     def __init__(self, model_path: str, cfg: LearnerConfig, value_clip: float | None, dtype: str, rank: int,
                  world_size: int, master_addr: str, master_port: int, total_optimizer_steps: int,
-                 seed: int = 0) -> None:
-        """`cfg` is the critic's effective learner settings (its lr, ranks and batch sizes)."""
+                 seed: int = 0, head_lr: float | None = None) -> None:
+        """`cfg` is the critic's effective learner settings (its lr, ranks and batch sizes);
+        `head_lr` the value head's own rate (None: cfg.lr)."""
         from transformers import AutoTokenizer
 
         self.rank = rank
@@ -26,7 +27,8 @@ class Critic:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         model = load_value_model(model_path)
-        self.engine = TrainingEngine(model, cfg, world_size, dtype, total_optimizer_steps, device)
+        lr_of = {value_head(model): head_lr} if head_lr else None
+        self.engine = TrainingEngine(model, cfg, world_size, dtype, total_optimizer_steps, device, lr_of)
         self.step = ValueStep(self.engine, pad_id, rank, seed, value_clip)
 
     def ping(self) -> bool:
