@@ -47,6 +47,7 @@ def start_rollout_worker(cfg: Config, model_path: str, slot: int):
         name=f"rollout-{slot}",
         lora_rank=cfg.model.lora.r if cfg.model.lora else None,
         tensor_parallel_size=cfg.rollout.tensor_parallel_size,
+        kv_block_size=cfg.rollout.kv_block_size,
     )
 
 

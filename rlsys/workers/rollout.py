@@ -7,6 +7,7 @@ import time
 
 from rlsys.models.lora import engine_max_rank
 from rlsys.records import Sample
+from rlsys.workers.engine_kv import kv_block_args
 from rlsys.workers.engine_parallel import parallel_engine_args
 from rlsys.workers.engine_watch import EngineWatch, exit_if_engine_died
 from rlsys.workers.vllm_extension import ADAPTER_ID, ADAPTER_NAME
@@ -30,6 +31,7 @@ class RolloutWorker:
         lora_rank: int | None = None,
         adapter_path: str | None = None,
         tensor_parallel_size: int = 1,
+        kv_block_size: int | None = None,
     ) -> None:
         """`adapter_path`: a PEFT adapter folder every generation uses (evaluation of a LoRA run).
         `tensor_parallel_size`: shards of the engine, each a rank of its own in the weight sync."""
@@ -60,6 +62,7 @@ class RolloutWorker:
             enable_chunked_prefill=False,
             max_num_batched_tokens=max(max_model_len, 4096),
             **lora,
+            **kv_block_args(kv_block_size),
             **parallel_engine_args(tensor_parallel_size),
         )
         self.startup_seconds = time.perf_counter() - started

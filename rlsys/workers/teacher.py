@@ -24,6 +24,7 @@ from rlsys.config import TeacherConfig
 from rlsys.data.templates import prompt_token_ids, render_prompt
 from rlsys.models.dtypes import torch_dtype
 from rlsys.records import ScoreRequest
+from rlsys.workers.engine_kv import kv_block_args
 from rlsys.workers.engine_parallel import parallel_engine_args
 from rlsys.workers.engine_watch import EngineWatch, exit_if_engine_died
 from rlsys.workers.teacher_batcher import Batcher
@@ -38,7 +39,7 @@ class VllmScorer:
         self.llm = LLM(
             model=model_path, dtype=cfg.dtype, max_model_len=max_model_len,
             kv_cache_memory_bytes=int(cfg.kv_cache_gib * 2**30), enforce_eager=True, seed=seed,
-            disable_log_stats=True, **parallel_engine_args(cfg.tensor_parallel_size),
+            disable_log_stats=True, **kv_block_args(), **parallel_engine_args(cfg.tensor_parallel_size),
         )
         self.watch = EngineWatch("teacher")  # a killed engine process ends this actor (vLLM would hang)
 
