@@ -47,7 +47,13 @@ class GRPO:
         ref = batch.ref_logprobs or [None] * len(batch.samples)
         items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs, o, r)
                  for s, a, ta, o, r in zip(batch.samples, advantages, token_advantages, old, ref)]
-        if not self.cfg.drop_uniform_groups:
+        kept = self.kept_samples(batch)
+        if kept is None:
             return items, {}
-        kept = informative_samples(batch.rewards, batch.group_size, self.mini_batch_size)
         return [items[i] for i in kept], {"train/kept_fraction": len(kept) / len(items)}
+
+    def kept_samples(self, batch: ScoredBatch) -> list[int] | None:
+        """The indices of the samples that become training items, in order (None: all)."""
+        if not self.cfg.drop_uniform_groups:
+            return None
+        return informative_samples(batch.rewards, batch.group_size, self.mini_batch_size)

@@ -77,7 +77,8 @@ def learn(ctx: RunContext, batch: Collected, it: int,
     scored_batch = ScoredBatch(batch.samples, batch.rewards, cfg.rollout.group_size, batch.teacher, old, ref, values)
     train_items, algo_metrics = ctx.algorithm.train_items(scored_batch)
     if cfg.tracking.dump_batches:  # what the learner is given, for inspection (tracking.dump_batches)
-        dump_batch(Path(cfg.run.dir) / "batches" / f"iter-{it:06d}.jsonl", batch, train_items)
+        kept = getattr(ctx.algorithm, "kept_samples", lambda _: None)(scored_batch)
+        dump_batch(Path(cfg.run.dir) / "batches" / f"iter-{it:06d}.jsonl", batch, train_items, kept)
     if roles.has_critic:  # clipped value-loss updates on every critic rank
         timer.mark("critic")
         critic = roles.train_critic(train_items)
@@ -125,11 +126,14 @@ def check_on_policy(samples: list[Sample], version: int, max_staleness: int = 0)
     return {"rollout/staleness_mean": sum(lags) / max(1, len(lags)), "rollout/staleness_max": float(max(lags, default=0))}
 
 
-def dump_batch(path: Path, batch: Collected, items: list) -> None:
-    """One JSON row per training item, with its sample's reward, version and prompt index."""
+def dump_batch(path: Path, batch: Collected, items: list, kept: list[int] | None = None) -> None:
+    """One JSON row per training item, with its sample's reward, version and prompt index
+    (`kept`: the samples the items came from, when the algorithm left some out)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    kept = list(range(len(batch.samples))) if kept is None else kept
     with path.open("w", encoding="utf-8") as fh:
-        for sample, reward, item in zip(batch.samples, batch.rewards, items):
+        for i, item in zip(kept, items):
+            sample, reward = batch.samples[i], batch.rewards[i]
             row = {"prompt_index": sample.prompt_index, "weight_version": sample.weight_version, "reward": reward,
                    **dataclasses.asdict(item)}
             fh.write(json.dumps(row) + "\n")

@@ -65,3 +65,24 @@ def test_dropping_groups_is_refused_with_minillm_token_rewards():
                              "algorithm.drop_uniform_groups=true"])
     with pytest.raises(ValueError, match="drop_uniform_groups cannot go with reward.combiner: minillm"):
         build_algorithm(cfg)
+
+
+def test_a_dumped_batch_pairs_each_kept_item_with_its_own_sample(tmp_path):
+    import json
+
+    from rlsys.loops.rl_phases import Collected, dump_batch
+
+    cfg = load_config(None, ["rollout.group_size=2", "rollout.prompts_per_iteration=4", "algorithm.kl_beta=0",
+                             "algorithm.drop_uniform_groups=true", "learner.mini_batch_size=2",
+                             "learner.micro_batch_size=1"])
+    samples = [_sample(i, 1 + i) for i in range(8)]
+    rewards = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    algo = build_algorithm(cfg)
+    batch = ScoredBatch(samples, rewards, group_size=2)
+    items, _ = algo.train_items(batch)
+    collected = Collected(1, [0, 1, 2, 3], [], samples, rewards, {})
+    dump_batch(tmp_path / "b.jsonl", collected, items, algo.kept_samples(batch))
+    rows = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    # samples 0, 1, 6, 7: prompts 0, 0, 3, 3 with rewards 1, 0, 0, 1
+    assert [(r["prompt_index"], r["reward"], len(r["completion_ids"])) for r in rows] == \
+        [(0, 1.0, 1), (0, 0.0, 2), (3, 0.0, 7), (3, 1.0, 8)]
