@@ -38,8 +38,8 @@ class RolloutConfig(Section):
     """KV-cache memory each vLLM engine reserves, in GiB; more lets it run more sequences at once."""
     kv_block_size: int | None = Field(None, ge=1)
     """Tokens per KV-cache block of each rollout engine; None: 32 on a CPU (vLLM-CPU's default
-    of 128 makes a short prompt cost a whole block: 32 halved the demo's generation time), vLLM's
-    own default on a GPU. vLLM-CPU accepts multiples of 32."""
+    of 128 makes a short prompt cost a whole block: 32 cut the demo's generation by a third),
+    vLLM's own default on a GPU. vLLM-CPU accepts multiples of 32."""
     enforce_eager: bool = True
     """Run vLLM in eager mode, without CUDA graphs (a faster start, less memory); false lets
     vLLM capture CUDA graphs on GPUs."""

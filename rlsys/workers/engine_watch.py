@@ -95,5 +95,3 @@ def exit_if_engine_died(name: str):
         yield
     except EngineDeadError as exc:
         exit_actor(f"{name}: its vLLM engine died ({exc}); the actor exits to be replaced")
-
-
