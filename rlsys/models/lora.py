@@ -1,9 +1,10 @@
 """LoRA through PEFT: wrapping a model, naming its adapter tensors as PEFT saves them (the
-names vLLM's LoRA loader parses), and the engine-side rank limit."""
+names vLLM's LoRA loader parses), the merged weights a plain engine takes instead, and the
+engine-side rank limit."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -50,6 +51,35 @@ def adapter_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Param
     """(saved name, parameter) of every adapter tensor: PEFT's name without the adapter's,
     e.g. base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight."""
     return [(name.replace(f".{ADAPTER}.", "."), p) for name, p in model.named_parameters() if "lora_" in name]
+
+
+def merged_weights(model: torch.nn.Module) -> list[tuple[str, list[torch.nn.Parameter], Callable[[], torch.Tensor]]]:
+    """Every weight of the adapted model as a plain engine names it (the base model's names),
+    with the parameters it is computed from (to gather under ZeRO-3) and the function that
+    computes it: W + (alpha/r) B A for an adapted layer's weight (PEFT's own delta), the
+    weight itself otherwise."""
+    from peft.tuners.lora import LoraLayer
+
+    adapted = {name: m for name, m in model.named_modules() if isinstance(m, LoraLayer)}
+    out = []
+    for name, param in model.named_parameters():
+        if "lora_" in name:
+            continue
+        plain = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+        layer = adapted.get(name.removesuffix(".base_layer.weight")) if name.endswith(".base_layer.weight") else None
+        if layer is None:
+            out.append((plain, [param], param.detach))
+        else:
+            parts = [param, layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight]
+            out.append((plain, parts, _merged(param, layer)))
+    return out
+
+
+def _merged(weight: torch.nn.Parameter, layer) -> Callable[[], torch.Tensor]:
+    def compute() -> torch.Tensor:
+        with torch.no_grad():
+            return weight.detach() + layer.get_delta_weight(ADAPTER).to(weight.dtype)
+    return compute
 
 
 def adapter_config(model: torch.nn.Module) -> dict:

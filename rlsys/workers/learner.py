@@ -9,6 +9,7 @@ puts them together behind the calls the Ray groups make. Rank 0 owns the weight 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -18,7 +19,7 @@ from rlsys.algorithms.tis import OldPolicy
 from rlsys.config import LearnerConfig, LoraSettings, LPTConfig
 from rlsys.models.dtypes import torch_dtype
 from rlsys.models.logprobs import check_logit_path
-from rlsys.models.lora import adapter_config, adapter_parameters, apply_lora
+from rlsys.models.lora import adapter_config, adapter_parameters, apply_lora, merged_weights
 from rlsys.models.no_dropout import load_without_dropout
 from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.training.engine import TrainingEngine, frozen_reference, init_process
@@ -169,16 +170,24 @@ class Learner:
         return {"trainable": sum(count(p) for p in params if p.requires_grad), "total": sum(count(p) for p in params)}
 
     # ----- weights ------------------------------------------------------------------
-    def _named_params(self) -> list[tuple[str, torch.nn.Parameter]]:
-        """What a sync sends: every weight, or under LoRA only the adapter (named as PEFT saves it)."""
-        if self.lora is not None:
-            return adapter_parameters(self.engine.module)
-        return list(self.engine.module.named_parameters())
+    def _sync_weights(self) -> list[tuple[str, list[torch.nn.Parameter], Callable[[], torch.Tensor]]]:
+        """What a sync sends, by name, each with the parameters it is computed from (gathered
+        under ZeRO-3) and the function computing it: every weight; under LoRA only the adapter
+        (named as PEFT saves it), or with `engine_weights: merged` every weight merged."""
+        if self.lora is not None and self.lora.engine_weights == "merged":
+            return merged_weights(self.engine.module)
+        named = adapter_parameters(self.engine.module) if self.lora is not None \
+            else self.engine.module.named_parameters()
+        return [(name, [p], p.detach) for name, p in named]
+
+    def _sends_adapter(self) -> bool:
+        return self.lora is not None and self.lora.engine_weights == "adapter"
 
     def weight_plan(self, bucket_mb: float, dtype: str, version: int) -> dict:
-        named = [(n, tuple(getattr(p, "ds_shape", p.shape)), torch_dtype(dtype)) for n, p in self._named_params()]
+        named = [(n, tuple(getattr(parts[0], "ds_shape", parts[0].shape)), torch_dtype(dtype))
+                 for n, parts, _ in self._sync_weights()]
         plan = plan_buckets(named, int(bucket_mb * 2**20), version).to_wire()
-        if self.lora is not None:
+        if self._sends_adapter():
             plan["adapter"] = adapter_config(self.engine.module)
         return plan
 
@@ -203,14 +212,13 @@ class Learner:
         plan = SyncPlan.from_wire(wire_plan)
         probes = set(wire_plan.get("probes", ()))
         sent: dict[str, tuple[float, float]] = {}
-        params = dict(self._named_params())
+        weights = {name: (parts, compute) for name, parts, compute in self._sync_weights()}
         started = time.perf_counter()
         kept = []
         for bucket in plan.buckets:
-            tensors = [params[m.name] for m in bucket]
-            with self.engine.gathered(tensors):
+            with self.engine.gathered([p for m in bucket for p in weights[m.name][0]]):
                 if self.rank == 0:
-                    flat = pack_bucket(tensors, bucket, self.device)
+                    flat = pack_bucket([weights[m.name][1]() for m in bucket], bucket, self.device)
                     broadcast(self.sync_group, flat)
                     sent.update({n: tensor_checksum(t) for n, t in unpack_bucket(flat, bucket) if n in probes})
                     if self.keep_last_push:
@@ -248,10 +256,11 @@ class Learner:
         """Checksums of the weights a sync sends (`every_weight`: of all, base included) cast to
         `dtype`, by name. Every rank must call this under ZeRO-3 (the parameters are gathered)."""
         out = {}
-        named = self.engine.module.named_parameters() if every_weight else self._named_params()
-        for name, param in named:
-            with self.engine.gathered([param]):
-                out[name] = tensor_checksum(param.detach().to(torch_dtype(dtype)))
+        named = [(n, [p], p.detach) for n, p in self.engine.module.named_parameters()] if every_weight \
+            else self._sync_weights()
+        for name, parts, compute in named:
+            with self.engine.gathered(parts):
+                out[name] = tensor_checksum(compute().to(torch_dtype(dtype)))
         return out
 
     def save_checkpoint(self, directory: str) -> dict:

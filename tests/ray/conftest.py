@@ -40,3 +40,20 @@ def engine_and_learner(local_ray, cfg, model_path: str):
     local_ray.get([learner.init_sync_group.remote("gloo", host, port, 2, 20.0),
                    rollout.init_sync_group.remote("gloo", host, port, 1, 2, 20.0)])
     return rollout, learner
+
+
+def lora_engine_and_learner(local_ray, model_path: str, engine_weights: str):
+    """A LoRA (r=8, alpha=16) learner on the tiny model and its engine (`engine_weights`:
+    adapter or merged), joined for sync; returns (config, rollout, learner)."""
+    from rlsys.config import Config
+
+    cfg = Config.model_validate({
+        "model": {"path": model_path, "dtype": "float32", "max_model_len": 256,
+                  "lora": {"r": 8, "alpha": 16, "engine_weights": engine_weights}},
+        "rollout": {"num_workers": 1, "kv_cache_gib": 0.25, "prompts_per_iteration": 2, "group_size": 4,
+                    "num_cpus": 0.25},
+        "learner": {"mini_batch_size": 4, "micro_batch_size": 4, "lr": 2e-2, "epochs": 1, "num_cpus": 0.25},
+        "algorithm": {"kl_beta": 0.1},
+        "sync": {"bucket_mb": 0.01, "timeout_s": 20},
+    })
+    return (cfg, *engine_and_learner(local_ray, cfg, model_path))

@@ -8,12 +8,11 @@ before any adapter arrived."""
 import pytest
 import torch
 
-from rlsys.config import Config
 from rlsys.distributed.groups import ActorGroup
 from rlsys.distributed.weight_push import push_weights
 from rlsys.records import TrainItem
 
-from .conftest import engine_and_learner
+from .conftest import lora_engine_and_learner
 
 pytestmark = pytest.mark.ray
 
@@ -22,16 +21,7 @@ PROMPTS = [[1, 406, 201, 19, 267, 287, 268, 2], [1, 423, 201, 30, 31], [1, 77, 7
 
 @pytest.fixture(scope="module")
 def actors(local_ray, tiny_model_path):
-    cfg = Config.model_validate({
-        "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 256,
-                  "lora": {"r": 8, "alpha": 16}},
-        "rollout": {"num_workers": 1, "kv_cache_gib": 0.25, "prompts_per_iteration": 2, "group_size": 4,
-                    "num_cpus": 0.25},
-        "learner": {"mini_batch_size": 4, "micro_batch_size": 4, "lr": 2e-2, "epochs": 1, "num_cpus": 0.25},
-        "algorithm": {"kl_beta": 0.1},
-        "sync": {"bucket_mb": 0.01, "timeout_s": 20},
-    })
-    rollout, learner = engine_and_learner(local_ray, cfg, tiny_model_path)
+    cfg, rollout, learner = lora_engine_and_learner(local_ray, tiny_model_path, "adapter")
     yield cfg, rollout, learner
     local_ray.kill(rollout)
     local_ray.kill(learner)
