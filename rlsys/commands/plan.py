@@ -23,6 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--check", default=None, help="a finished run of CONFIG to compare the prediction with")
     p.add_argument("--completion-tokens", type=float, default=None,
                    help="mean completion length (default: --check's, else rollout.max_new_tokens)")
+    p.add_argument("--kept-fraction", type=float, default=None,
+                   help="with algorithm.drop_uniform_groups, the fraction of samples that train "
+                        "(default: --check's median, else 1)")
 
 
 def choose_profile(args, w):
@@ -39,16 +42,23 @@ def choose_profile(args, w):
 
 
 def run_plan(args) -> dict:
-    from rlsys.planning.inputs import mean_completion_tokens, measured_phases, workload
+    from rlsys.planning.inputs import kept_fraction, mean_completion_tokens, measured_phases, workload
     from rlsys.planning.model import Split, best_split, iteration_seconds, phase_seconds
 
     cfg = load_config(args.config, args.overrides)
     completion = args.completion_tokens or (mean_completion_tokens(Path(args.check)) if args.check else None)
-    w = workload(cfg, completion)
+    kept = args.kept_fraction or (kept_fraction(Path(args.check)) if args.check else None)
+    drops = getattr(cfg.algorithm, "drop_uniform_groups", False)
+    if kept is not None and not 0 < kept <= 1:
+        raise ConfigError(f"--kept-fraction {kept}: a fraction of the samples, above 0 and at most 1")
+    w = workload(cfg, completion, kept if drops and kept is not None else 1.0)
     profile = choose_profile(args, w)
     print(f"rlsys plan: {args.config}: {w.prompts} prompts x {w.samples // w.prompts} samples, prompt "
           f"{w.prompt_tokens:.0f} + completion {w.completion_tokens:.0f} tokens, policy {w.policy_params / 1e6:.0f}M "
           f"weights; rates from {profile.source}")
+    if drops:
+        print(f"  algorithm.drop_uniform_groups: {w.trained_fraction:.0%} of the samples train"
+              + ("" if kept is not None else " (assumed; --kept-fraction or --check RUN gives a measured one)"))
     out: dict = {"config": str(args.config), "gpus": args.gpus, "profile": profile.source,
                  "workload": {"prompts": w.prompts, "samples": w.samples, "prompt_tokens": round(w.prompt_tokens, 1),
                               "completion_tokens": round(w.completion_tokens, 1)}}

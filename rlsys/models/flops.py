@@ -36,9 +36,15 @@ def forward_flops(shape: ModelShape, tokens: float, scored: float, attention_pai
             + 4.0 * shape.attention_width * shape.layers * attention_pairs)
 
 
-def training_flops(shape: ModelShape, tokens: float, scored: float, attention_pairs: float) -> float:
-    """Forward and backward (the backward pass costs twice the forward)."""
-    return 3.0 * forward_flops(shape, tokens, scored, attention_pairs)
+def training_flops(shape: ModelShape, tokens: float, scored: float, attention_pairs: float,
+                   frozen_weights: bool = False) -> float:
+    """Forward and backward: the backward costs twice the forward. With `frozen_weights` (LoRA,
+    whose adapters' gradients are a rounding error) the weights' matmuls need only their input
+    gradients, once the forward; attention, which has no weights, still costs twice."""
+    forward = forward_flops(shape, tokens, scored, attention_pairs)
+    if not frozen_weights:
+        return 3.0 * forward
+    return 2.0 * forward + 4.0 * shape.attention_width * shape.layers * attention_pairs
 
 
 def causal_pairs(prefix: int, length: int) -> int:

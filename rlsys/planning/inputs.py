@@ -26,7 +26,7 @@ def model_shape(path: str) -> tuple[ModelShape, float]:
     return ModelShape.of(model), float(sum(p.numel() for p in model.parameters()))
 
 
-def workload(cfg: Config, completion_tokens: float | None = None) -> Workload:
+def workload(cfg: Config, completion_tokens: float | None = None, trained_fraction: float = 1.0) -> Workload:
     """One iteration of `cfg`; completion length: given, else `rollout.max_new_tokens` (the
     most it can be)."""
     from transformers import AutoTokenizer
@@ -55,7 +55,8 @@ def workload(cfg: Config, completion_tokens: float | None = None) -> Workload:
         prompts=cfg.rollout.prompts_per_iteration, samples=cfg.batch_size, prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens or float(cfg.rollout.max_new_tokens), policy=shape, policy_params=params,
         epochs=cfg.learner.epochs, reference=algo.needs_reference, old_pass=old_policy_source(cfg) == "learner",
-        teacher=teacher, teacher_prompt_tokens=teacher_prompt, critic=critic, weight_bytes=params * bytes_per_weight)
+        teacher=teacher, teacher_prompt_tokens=teacher_prompt, critic=critic, weight_bytes=params * bytes_per_weight,
+        frozen_weights=cfg.model.lora is not None, trained_fraction=trained_fraction)
 
 
 def profile_from_bench(path: Path, params: float) -> Profile:
@@ -97,6 +98,12 @@ def measured_phases(run_dir: Path) -> dict[str, float]:
     rows = steady_rows(run_dir)
     keys = {k for r in rows for k in r if k.startswith("time/")} - {"time/run", "time/batch_wait"}
     return {k[5:]: statistics.median(r.get(k, 0.0) for r in rows) for k in sorted(keys)}
+
+
+def kept_fraction(run_dir: Path) -> float | None:
+    """The median fraction of samples a run trained on (`algorithm.drop_uniform_groups`), or None."""
+    kept = [r["train/kept_fraction"] for r in steady_rows(run_dir) if "train/kept_fraction" in r]
+    return statistics.median(kept) if kept else None
 
 
 def mean_completion_tokens(run_dir: Path) -> float:

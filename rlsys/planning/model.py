@@ -6,7 +6,8 @@ Each phase is work over a rate measured on one device:
   teacher      teacher forward FLOPs / forward FLOP/s / T
   reference,   policy forward FLOPs (each prompt once per group) / forward FLOP/s / L
   old policy
-  train        policy training FLOPs x epochs / training FLOP/s / L
+  train        policy training FLOPs x epochs x the fraction of samples that train / training FLOP/s / L
+               (LoRA: the frozen weights' matmuls compute input gradients only)
   critic       critic forward + training FLOPs / the same rates / C
   sync         weight bytes / broadcast bytes/s
   overhead     a fixed per-iteration cost (Ray calls, rewards)
@@ -55,6 +56,8 @@ class Workload:
     teacher_prompt_tokens: float = 0.0
     critic: ModelShape | None = None
     weight_bytes: float = 0.0
+    frozen_weights: bool = False  # LoRA
+    trained_fraction: float = 1.0  # GRPO's algorithm.drop_uniform_groups trains only mixed groups
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def phase_work(w: Workload) -> dict[str, tuple[str, float]]:
     bytes for the sync."""
     passes = policy_pass(w)
     work = {"generation": ("gen", w.samples * w.completion_tokens),
-            "train": ("train", w.epochs * training_flops(w.policy, *passes)),
+            "train": ("train", w.epochs * w.trained_fraction * training_flops(w.policy, *passes, w.frozen_weights)),
             "sync": ("sync", w.weight_bytes)}
     if w.reference:
         work["reference"] = ("score", forward_flops(w.policy, *passes))

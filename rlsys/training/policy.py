@@ -18,6 +18,7 @@ from rlsys.algorithms.padding import pad_rows
 from rlsys.algorithms.tis import OldPolicy, tis_weights
 from rlsys.models.flops import ModelShape, pass_work, training_flops
 from rlsys.models.logprobs import PackedBatch, TokenLogprobs, completion_logprobs, pack_sequences
+from rlsys.models.lora import is_lora
 from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.models.shared_prefix import pack_shared, shared_prefix_logprobs, supports_shared_prefix
 from rlsys.training.engine import TrainingEngine, micro_batches
@@ -156,7 +157,7 @@ class PolicyStep:
         stats = {f"train/{k}": sum(v) / len(v) for k, v in sums.items()}
         stats.update({f"train/{k}": v / max(tokens, 1.0) for k, v in weighted.items()})
         stats.update({"train/tokens": tokens, "train/lr": eng.lr(), "train/optimizer_steps": float(self.steps),
-                      "train/flops": training_flops(self.shape, *work)})
+                      "train/flops": training_flops(self.shape, *work, frozen_weights=is_lora(eng.module))})
         stats.update(mismatch_stats(mismatch))
         return stats
 

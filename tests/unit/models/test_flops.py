@@ -36,6 +36,21 @@ def test_training_flops_agree_with_torchs_counter():
     assert counter.get_total_flops() == pytest.approx(want, rel=1e-3)
 
 
+def test_training_flops_with_frozen_weights_agree_with_torchs_counter():
+    """LoRA's case: the weights take no gradient, but the backward still runs to the bottom
+    (here the embedding trains, as LoRA's lowest adapter would), so every matmul computes its
+    input's gradient."""
+    model, length = _model(), 20
+    for name, p in model.named_parameters():
+        p.requires_grad_(name == "model.embed_tokens.weight")
+    ids = torch.randint(0, 96, (1, length))
+    with FlopCounterMode(display=False) as counter:
+        model(ids).logits.sum().backward()
+    want = training_flops(ModelShape.of(model), length, length, length * length, frozen_weights=True)
+    assert counter.get_total_flops() == pytest.approx(want, rel=1e-3)
+    assert want < 0.7 * training_flops(ModelShape.of(model), length, length, length * length)
+
+
 def test_pass_work_with_and_without_a_shared_prompt():
     prompts = [[1, 2, 3], [1, 2, 3], [4, 5]]
     completions = [[7, 8], [9], [6, 6, 6]]

@@ -26,6 +26,14 @@ def test_phase_seconds_by_hand():
     assert phase_seconds(W, bigger, Split(1, 1))["generation"] == pytest.approx(0.5)
 
 
+def test_lora_and_dropped_groups_shrink_the_train_phase_by_hand():
+    # frozen weights: the forward, the input gradients (one more forward's worth) and attention's
+    # second backward product (4*10*2*84 = 6720): 2*53920 + 6720 = 114560 FLOPs; half the samples
+    # train: 57280 at 3*53920/4 FLOP/s
+    w = Workload(**{**W.__dict__, "frozen_weights": True, "trained_fraction": 0.5})
+    assert phase_seconds(w, P, Split(1, 1))["train"] == pytest.approx(57280 / (3 * 53920 / 4))
+
+
 def test_best_split_balances_the_two_sides():
     assert {(s.rollout, s.learner) for s in splits(3, False, False)} == {(1, 2), (2, 1)}
     # every way to give 4 roles at least one of 64 devices: C(63, 3), each summing to 64
