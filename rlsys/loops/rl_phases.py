@@ -69,7 +69,10 @@ def learn(ctx: RunContext, batch: Collected, it: int,
     cfg, roles, timer = ctx.cfg, ctx.roles, PhaseTimer(ctx.announce)
     values, critic, stats, sync, unsynced = None, {}, {}, {}, None
     staleness = check_on_policy(batch.samples, roles.version, cfg.rollout.max_staleness)
-    old, ref, scored = old_and_reference(ctx, batch.samples, timer)
+    # the samples that train (GRPO's drop_uniform_groups leaves some out): only they are scored
+    kept = getattr(ctx.algorithm, "kept_samples", lambda _: None)(
+        ScoredBatch(batch.samples, batch.rewards, cfg.rollout.group_size))
+    old, ref, scored = old_and_reference(ctx, batch.samples, timer, kept)
     if roles.has_critic:
         with timer("critic_values"):  # the critic's value of every completion token
             values = roles.critic_values(batch.samples)
@@ -77,7 +80,6 @@ def learn(ctx: RunContext, batch: Collected, it: int,
     scored_batch = ScoredBatch(batch.samples, batch.rewards, cfg.rollout.group_size, batch.teacher, old, ref, values)
     train_items, algo_metrics = ctx.algorithm.train_items(scored_batch)
     if cfg.tracking.dump_batches:  # what the learner is given, for inspection (tracking.dump_batches)
-        kept = getattr(ctx.algorithm, "kept_samples", lambda _: None)(scored_batch)
         dump_batch(Path(cfg.run.dir) / "batches" / f"iter-{it:06d}.jsonl", batch, train_items, kept)
     if roles.has_critic:  # clipped value-loss updates on every critic rank
         timer.mark("critic")
@@ -102,16 +104,28 @@ def learn(ctx: RunContext, batch: Collected, it: int,
     return metrics, shown
 
 
-def old_and_reference(ctx: RunContext, samples: list[Sample], timer: PhaseTimer):
+def old_and_reference(ctx: RunContext, samples: list[Sample], timer: PhaseTimer, kept: list[int] | None = None):
     """The ratio's denominator and the reference's log-probs, as far as a pass is needed:
-    none when the old policy is the training pass's own (one step per batch) or vLLM's."""
+    none when the old policy is the training pass's own (one step per batch) or vLLM's. With
+    `kept`, only those samples are scored (the others do not train) and the rest get None."""
     source, needs_ref = old_policy_source(ctx.cfg), ctx.algorithm.needs_reference
     old = [s.sampling_logprobs for s in samples] if source == "sampler" else None
     if source != "learner" and not needs_ref:
         return old, None, {}
-    with timer("logprobs"):  # reference (and old-policy) log-probs on every learner rank
-        learner_old, ref, scored = ctx.roles.learner_logprobs(samples, needs_ref, source == "learner")
+    subset = samples if kept is None else [samples[i] for i in kept]
+    with timer("logprobs"):  # reference (and old-policy) log-probs of the samples that train, on every learner rank
+        learner_old, ref, scored = ctx.roles.learner_logprobs(subset, needs_ref, source == "learner")
+    if kept is not None:
+        learner_old, ref = (None if lp is None else spread(lp, kept, len(samples)) for lp in (learner_old, ref))
     return (learner_old if source == "learner" else old), ref, scored
+
+
+def spread(values: list, at: list[int], size: int) -> list:
+    """`values` placed at the positions `at` of a list of `size`, None elsewhere."""
+    out: list = [None] * size
+    for i, v in zip(at, values, strict=True):
+        out[i] = v
+    return out
 
 
 def check_on_policy(samples: list[Sample], version: int, max_staleness: int = 0) -> dict[str, float]:

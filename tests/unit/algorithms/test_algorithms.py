@@ -86,3 +86,34 @@ def test_a_dumped_batch_pairs_each_kept_item_with_its_own_sample(tmp_path):
     # samples 0, 1, 6, 7: prompts 0, 0, 3, 3 with rewards 1, 0, 0, 1
     assert [(r["prompt_index"], r["reward"], len(r["completion_ids"])) for r in rows] == \
         [(0, 1.0, 1), (0, 0.0, 2), (3, 0.0, 7), (3, 1.0, 8)]
+
+
+def test_the_reference_pass_scores_only_the_samples_that_train():
+    """The learner is replaced by a recorder (the pass's own maths is tested with real
+    learners in tests/ray); what is checked is which samples go to it and where each
+    sample's reference log-probs land."""
+    from types import SimpleNamespace
+
+    from rlsys.loops.rl_phases import old_and_reference
+    from rlsys.observability.iteration_metrics import PhaseTimer
+
+    cfg = load_config(None, ["rollout.group_size=2", "rollout.prompts_per_iteration=4", "algorithm.kl_beta=0.1",
+                             "algorithm.drop_uniform_groups=true", "algorithm.old_policy=sampler",
+                             "learner.mini_batch_size=2", "learner.micro_batch_size=1"])
+    samples = [_sample(i, 1 + i) for i in range(8)]
+    rewards = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    scored = []
+
+    def learner_logprobs(subset, reference, old):
+        scored.extend(len(s.completion_ids) for s in subset)
+        return None, [[-float(len(s.completion_ids))] * len(s.completion_ids) for s in subset], {}
+
+    algo = build_algorithm(cfg)
+    ctx = SimpleNamespace(cfg=cfg, algorithm=algo, roles=SimpleNamespace(learner_logprobs=learner_logprobs))
+    kept = algo.kept_samples(ScoredBatch(samples, rewards, group_size=2))
+    old, ref, _ = old_and_reference(ctx, samples, PhaseTimer(), kept)
+    assert scored == [1, 2, 7, 8]  # samples 0, 1, 6, 7: the mixed groups
+    assert ref == [[-1.0], [-2.0] * 2, None, None, None, None, [-7.0] * 7, [-8.0] * 8]
+    assert old == [s.sampling_logprobs for s in samples]
+    items, _ = algo.train_items(ScoredBatch(samples, rewards, 2, old_logprobs=old, ref_logprobs=ref))
+    assert [it.ref_logprobs for it in items] == [[-1.0], [-2.0] * 2, [-7.0] * 7, [-8.0] * 8]
