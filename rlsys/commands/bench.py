@@ -188,6 +188,6 @@ def run(args) -> int:
     stop_log_forwarding()
     print(f"rlsys bench: {result['kind']} machine ({result['cpu']}), fp32 matmul {result['fp32_matmul_gflops']} "
           f"GFLOP/s; `./run.sh demo` should take about {result['demo_estimate_s'] / 60:.0f} min once .venv exists "
-          f"(estimated from the measured {result['kind']} run: {result['demo_reference']['run']})")
+          f"(estimated from the measured {result['demo_reference']['kind']} run: {result['demo_reference']['run']})")
     print(json.dumps(result))
     return 0

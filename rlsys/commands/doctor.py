@@ -73,7 +73,7 @@ def lines(r: dict) -> list[str]:
     ref = r["demo_reference"]
     out += [f"matmul     fp32 {r['fp32_matmul_gflops']} GFLOP/s on {r['cores']} threads",
             f"demo       about {r['demo_estimate_s'] / 60:.0f} min for `./run.sh demo` once .venv exists (an estimate: "
-            f"the measured {r['kind']} run, {ref['seconds'] / 60:.1f} min at {ref['gflops']:g} GFLOP/s, scaled by "
+            f"the measured {ref['kind']} run, {ref['seconds'] / 60:.1f} min at {ref['gflops']:g} GFLOP/s, scaled by "
             f"this machine's rate; {ref['run']})"]
     return out
 
