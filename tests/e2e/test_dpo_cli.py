@@ -138,3 +138,31 @@ def test_grpo_with_lora_syncs_only_the_adapter(tmp_path):
     # The reference is the policy with the adapter off: KL starts at 0 and moves once B moves.
     assert rows[0]["time/reference"] > 0 and rows[-1]["train/kl"] > 0
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+# A reward that splits groups: 1 for a completion whose first character's code is a multiple of 4.
+FIRST_CHAR_REWARD = '''
+def score(prompts, completions, answers, **_):
+    return [float(bool(c) and ord(c[0]) % 4 == 0) for c in completions]
+'''
+
+
+def test_grpo_with_lora_merged_into_the_engine_and_equal_groups_dropped(tmp_path):
+    """`engine_weights: merged` through the CLI: every weight travels (the tiny model's full
+    size in fp32), and with equal-reward groups dropped the KL term still gets the
+    reference's log-probs of every sample that trains."""
+    from transformers import AutoModelForCausalLM
+
+    from rlsys.models.catalog import resolve_model
+
+    (tmp_path / "first_char.py").write_text(FIRST_CHAR_REWARD)
+    run_dir = tmp_path / "merged"
+    out = _run(tmp_path, "train", "configs/tiny/grpo_lora.yaml", f"run.dir={run_dir}", "tracking.console=false",
+               "model.lora.engine_weights=merged", "algorithm.drop_uniform_groups=true",
+               "reward.terms=[{name: 'first_char:score'}]", "learner.mini_batch_size=4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = _rows(run_dir / "metrics.jsonl")
+    model = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-random"), dtype=torch.float32)
+    assert all(r["sync/bytes"] == 4 * sum(p.numel() for p in model.parameters()) for r in rows)
+    assert all(0 < r["train/kept_fraction"] <= 1 and r["time/logprobs"] > 0 for r in rows)
+    assert rows[-1]["train/kl"] > 0  # the adapter moved the policy from the reference (adapter off)
