@@ -47,7 +47,8 @@ def run_plan(args) -> dict:
 
     cfg = load_config(args.config, args.overrides)
     completion = args.completion_tokens or (mean_completion_tokens(Path(args.check)) if args.check else None)
-    kept = args.kept_fraction or (kept_fraction(Path(args.check)) if args.check else None)
+    kept = args.kept_fraction if args.kept_fraction is not None else \
+        (kept_fraction(Path(args.check)) if args.check else None)
     drops = getattr(cfg.algorithm, "drop_uniform_groups", False)
     if kept is not None and not 0 < kept <= 1:
         raise ConfigError(f"--kept-fraction {kept}: a fraction of the samples, above 0 and at most 1")

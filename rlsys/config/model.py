@@ -28,7 +28,13 @@ class LoraSettings(Section):
     """What the rollout engines hold. `adapter`: vLLM's LoRA path, and each sync sends only the
     adapter (a few MB). `merged`: a plain engine that receives every weight as W + (alpha/r) B A
     each sync (a full-size sync, and generation at the plain model's speed). Pick `merged` on
-    CPUs, where vLLM's LoRA kernels made the GRPO demo's generation 9x slower (59.5 s against 6.7 s)."""
+    CPUs, where vLLM's LoRA kernels made the GRPO demo's generation 9x slower (59.5 s against 6.7 s
+    on the AVX-512 kind)."""
+
+    @property
+    def adapter_on_engine(self) -> bool:
+        """Whether the engines run vLLM's LoRA path (and a sync sends the adapter alone)."""
+        return self.engine_weights == "adapter"
 
     @model_validator(mode="after")
     def _no_embeddings(self) -> "LoraSettings":

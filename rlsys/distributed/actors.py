@@ -45,7 +45,7 @@ def start_rollout_worker(cfg: Config, model_path: str, slot: int):
         enforce_eager=cfg.rollout.enforce_eager,
         seed=cfg.run.seed + 1000 * slot,
         name=f"rollout-{slot}",
-        lora_rank=cfg.model.lora.r if cfg.model.lora and cfg.model.lora.engine_weights == "adapter" else None,
+        lora_rank=cfg.model.lora.r if cfg.model.lora and cfg.model.lora.adapter_on_engine else None,
         tensor_parallel_size=cfg.rollout.tensor_parallel_size,
         kv_block_size=cfg.rollout.kv_block_size,
     )

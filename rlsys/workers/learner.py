@@ -174,20 +174,17 @@ class Learner:
         """What a sync sends, by name, each with the parameters it is computed from (gathered
         under ZeRO-3) and the function computing it: every weight; under LoRA only the adapter
         (named as PEFT saves it), or with `engine_weights: merged` every weight merged."""
-        if self.lora is not None and self.lora.engine_weights == "merged":
+        if self.lora is not None and not self.lora.adapter_on_engine:
             return merged_weights(self.engine.module)
         named = adapter_parameters(self.engine.module) if self.lora is not None \
             else self.engine.module.named_parameters()
         return [(name, [p], p.detach) for name, p in named]
 
-    def _sends_adapter(self) -> bool:
-        return self.lora is not None and self.lora.engine_weights == "adapter"
-
     def weight_plan(self, bucket_mb: float, dtype: str, version: int) -> dict:
         named = [(n, tuple(getattr(parts[0], "ds_shape", parts[0].shape)), torch_dtype(dtype))
                  for n, parts, _ in self._sync_weights()]
         plan = plan_buckets(named, int(bucket_mb * 2**20), version).to_wire()
-        if self._sends_adapter():
+        if self.lora is not None and self.lora.adapter_on_engine:
             plan["adapter"] = adapter_config(self.engine.module)
         return plan
 
