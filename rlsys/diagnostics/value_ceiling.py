@@ -1,0 +1,67 @@
+"""How much of a batch's return variance any critic could explain, from extra samples of the
+same prompts: the ceiling that PPO's `ppo/explained_variance` is measured against.
+
+With a sequence reward and gamma = lambda = 1 every token's return is its sample's reward, so
+the value of a state can only explain what is already decided there. Before the answer is
+written that is the prompt's pass rate under the current policy; once the final answer is on
+the page, a critic that checks the arithmetic knows the reward. Each group below holds the
+`batch` samples a critic is scored on and further draws of the same prompt whose mean reward
+stands in for the pass rate (leave the batch out, so the estimate is not fitted to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScoredSample:
+    reward: float
+    tokens: int
+    """Completion tokens, i.e. states with a value (the state before each token)."""
+    tokens_after_answer: int = 0
+    """Of those, states whose text already holds the whole final answer."""
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    prompt_only_token: float
+    """Token-weighted explained variance of V = the prompt's pass rate at every state."""
+    prompt_only_sequence: float
+    """The same with one value per sample (the first state's)."""
+    answer_aware_token: float
+    """V = the pass rate before the final answer is written, the sample's own reward after it."""
+    share_after_answer: float
+    """Share of states that come after the final answer."""
+
+
+def _explained(pairs: list[tuple[float, float, int]]) -> float:
+    """1 - Var(R - V) / Var(R) over (return, value, weight) with population variances."""
+    total = sum(w for _, _, w in pairs)
+    mean_r = sum(r * w for r, _, w in pairs) / total
+    mean_d = sum((r - v) * w for r, v, w in pairs) / total
+    var_r = sum(w * (r - mean_r) ** 2 for r, _, w in pairs) / total
+    var_d = sum(w * (r - v - mean_d) ** 2 for r, v, w in pairs) / total
+    return float("nan") if var_r == 0 else 1.0 - var_d / var_r
+
+
+def value_ceiling(groups: list[tuple[list[ScoredSample], list[float]]]) -> Ceiling:
+    """`groups`: per prompt, (the batch's samples, rewards of further draws of that prompt)."""
+    token, sequence, aware = [], [], []
+    states = after = 0
+    for batch, draws in groups:
+        if not draws:
+            raise ValueError("every prompt needs at least one further draw to estimate its pass rate")
+        rate = sum(draws) / len(draws)
+        for s in batch:
+            if s.tokens_after_answer > s.tokens:
+                raise ValueError(f"tokens_after_answer ({s.tokens_after_answer}) > tokens ({s.tokens})")
+            token.append((s.reward, rate, s.tokens))
+            sequence.append((s.reward, rate, 1))
+            aware += [(s.reward, rate, s.tokens - s.tokens_after_answer), (s.reward, s.reward, s.tokens_after_answer)]
+            states += s.tokens
+            after += s.tokens_after_answer
+    if not states:
+        raise ValueError("no completion tokens to score")
+    return Ceiling(_explained(token), _explained(sequence), _explained([p for p in aware if p[2] > 0]),
+                   after / states)
