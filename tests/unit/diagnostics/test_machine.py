@@ -32,8 +32,10 @@ def test_loopback_addresses():
 def test_the_demo_estimate_scales_the_measured_run_of_the_same_kind():
     seconds, ref = estimate_demo_seconds("AVX2", 45.0)  # half the measured run's 90 GFLOP/s: twice its time
     assert seconds == 2 * 627.0 and ref["gflops"] == 90.0
-    # no AVX-512 run of this recipe: the AVX2 run, scaled by the rates (and named as the AVX2 run)
-    seconds, ref = estimate_demo_seconds("AVX-512", 180.0)
+    seconds, ref = estimate_demo_seconds("AVX-512", 101.0)  # half the AVX-512 run's 202 GFLOP/s
+    assert seconds == 2 * 423.0 and ref["kind"] == "AVX-512"
+    # a kind with no measured run: the AVX2 run, scaled by the rates (and named as the AVX2 run)
+    seconds, ref = estimate_demo_seconds("other", 180.0)
     assert seconds == 627.0 / 2 and ref["kind"] == "AVX2"
 
 
