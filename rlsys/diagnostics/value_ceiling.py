@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
+from rlsys.algorithms.value import explained_variance
+
 
 @dataclass(frozen=True)
 class ScoredSample:
@@ -36,13 +40,11 @@ class Ceiling:
 
 
 def _explained(pairs: list[tuple[float, float, int]]) -> float:
-    """1 - Var(R - V) / Var(R) over (return, value, weight) with population variances."""
-    total = sum(w for _, _, w in pairs)
-    mean_r = sum(r * w for r, _, w in pairs) / total
-    mean_d = sum((r - v) * w for r, v, w in pairs) / total
-    var_r = sum(w * (r - mean_r) ** 2 for r, _, w in pairs) / total
-    var_d = sum(w * (r - v - mean_d) ** 2 for r, v, w in pairs) / total
-    return float("nan") if var_r == 0 else 1.0 - var_d / var_r
+    """PPO's explained variance over (return, value, states) triples, one entry per state."""
+    counts = torch.tensor([w for _, _, w in pairs])
+    returns = torch.tensor([r for r, _, _ in pairs], dtype=torch.float64).repeat_interleave(counts)
+    values = torch.tensor([v for _, v, _ in pairs], dtype=torch.float64).repeat_interleave(counts)
+    return explained_variance(values, returns, torch.ones_like(returns, dtype=torch.bool))
 
 
 def value_ceiling(groups: list[tuple[list[ScoredSample], list[float]]]) -> Ceiling:
@@ -63,5 +65,5 @@ def value_ceiling(groups: list[tuple[list[ScoredSample], list[float]]]) -> Ceili
             after += s.tokens_after_answer
     if not states:
         raise ValueError("no completion tokens to score")
-    return Ceiling(_explained(token), _explained(sequence), _explained([p for p in aware if p[2] > 0]),
+    return Ceiling(_explained(token), _explained(sequence), _explained(aware),
                    after / states)
