@@ -41,13 +41,17 @@ def init_weight_sync(learners: ActorGroup, engines: ActorGroup, backend: str, cf
              for i, e in enumerate(engines.handles)]
     results = outcomes(refs, learners.names + engines.names, "joining the weight-sync group", cfg.timeout_s + 30,
                        tolerate_errors=True)
-    return world, engine_failures(learners, engines, results, "joining the weight-sync group", replace_failed=False)
+    return world, engine_failures(learners, engines, results, "joining the weight-sync group", replace_failed=False,
+                                  timeout_s=cfg.timeout_s)
 
 
 def engine_failures(learners: ActorGroup, engines: ActorGroup, results: list, what: str,
-                    replace_failed: bool) -> list[int]:
+                    replace_failed: bool, timeout_s: float) -> list[int]:
     """Engines that died (and, with `replace_failed`, that raised) among `results` of learners
-    then engines. A learner rank that died stops the run; so does any error while every engine lived."""
+    then engines. A learner rank that died stops the run; so does any error while every engine lived.
+    After an error every engine is asked once more: one whose vLLM process was killed inside the
+    collective may answer with an error before its watch ends it, while its peers report the
+    peer they lost; the ping ends it (`RolloutWorker.ping`), and it is replaced, not the run."""
     learner_part, engine_part = results[: len(learners)], results[len(learners):]
     for name, r in zip(learners.names, learner_part):
         if isinstance(r, Died):
@@ -56,6 +60,9 @@ def engine_failures(learners: ActorGroup, engines: ActorGroup, results: list, wh
     lost = dead(engine_part)
     if replace_failed:
         lost += [i for i, r in enumerate(engine_part) if isinstance(r, Exception)]
+    if not lost and any(isinstance(r, Exception) for r in results):
+        lost = dead(outcomes([e.ping.remote() for e in engines.handles], engines.names,
+                             f"{what}: engines after a failure", timeout_s, tolerate_errors=True))
     if lost:
         return sorted(set(lost))
     for name, r in zip(learners.names + engines.names, results):
@@ -98,7 +105,8 @@ def push_weights(learners: ActorGroup, engines: ActorGroup, cfg: SyncConfig, dty
     refs = send + [e.receive_weights.remote(plan) for e in engines.handles]
     results = outcomes(refs, learners.names + engines.names, "weight sync", sync_timeout(cfg, len(plan["buckets"])),
                        tolerate_errors=True)
-    lost = engine_failures(learners, engines, results, "weight sync", replace_failed=not cfg.staged)
+    lost = engine_failures(learners, engines, results, "weight sync", replace_failed=not cfg.staged,
+                           timeout_s=cfg.timeout_s)
     if lost:
         return {}, lost
     seconds = time.perf_counter() - started

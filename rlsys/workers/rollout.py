@@ -73,6 +73,8 @@ class RolloutWorker:
             self.adapter = LoRARequest(ADAPTER_NAME, ADAPTER_ID, lora_path=adapter_path)
 
     def ping(self) -> str:
+        """Who answers; an actor whose engine processes died exits here instead (Ray reports it dead)."""
+        self.watch.check()
         return f"{self.name} pid={os.getpid()} version={self.version}"
 
     def generate(

@@ -1,11 +1,14 @@
 """Rollout workers that die inside a running job: one dies in the middle of generation, its
-replacement dies in the middle of a weight sync; the reward worker dies in a call. The run (real vLLM engines, a real
-DeepSpeed learner, gloo sync) finishes every iteration; each iteration samples every prompt
-exactly one group's worth; the final replacement holds the learner's weights and writes
-the surviving worker's greedy completions; the metrics and summary record both restarts.
+replacement dies in the middle of a weight sync, and the next one's vLLM model-runner process
+is killed in the middle of a weight sync (the actor lives on, its call fails inside the
+collective, and the learner sees a peer leave: the engine is replaced, not the run stopped);
+the reward worker dies in a call. The run (real vLLM engines, a real DeepSpeed learner, gloo
+sync) finishes every iteration; each iteration samples every prompt exactly one group's worth;
+the final replacement holds the learner's weights and writes the surviving worker's greedy
+completions; the metrics and summary record every restart.
 
-The deaths are real process exits (`os._exit`) placed at chosen points by a subclass of
-the rollout worker defined here: the points a test must hit are not reachable by timing."""
+The deaths are real (`os._exit`, SIGKILL) and placed at chosen points by a subclass of the
+rollout worker defined here: the points a test must hit are not reachable by timing."""
 
 import json
 import os
@@ -21,19 +24,29 @@ pytestmark = pytest.mark.ray
 
 
 class DiesOnce(RolloutWorker):
-    """Exits its process at the `nth` call of `point`: 'generate' after generating (the
-    completions never return), 'receive_weights' as the sync starts (the learner and the
-    other engine are already inside the broadcast)."""
+    """Dies at the `nth` call of `point`: 'generate' after generating (the completions never
+    return), 'receive_weights' as the sync starts (the learner and the other engine are
+    already inside the broadcast). `how`: 'exit' ends the actor's process; 'engine' kills its
+    vLLM model-runner process (SIGKILL, as the OOM killer would) and goes on into the call,
+    which then fails inside the collective while the actor itself still lives."""
 
-    def __init__(self, *args, point: str, nth: int, **kwargs) -> None:
+    def __init__(self, *args, point: str, nth: int, how: str = "exit", **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.point, self.nth, self.calls = point, nth, 0
+        self.point, self.nth, self.how, self.calls = point, nth, how, 0
 
     def _maybe_die(self, point: str) -> None:
         if point == self.point:
             self.calls += 1
-            if self.calls == self.nth:
+            if self.calls == self.nth and self.how == "exit":
                 os._exit(1)
+            if self.calls == self.nth:
+                import psutil
+
+                runners = [p for p in psutil.Process().children(recursive=True)
+                           if p.cmdline() and p.cmdline()[0].startswith("VLLM::Worker")]
+                assert runners, "no vLLM model-runner process to kill"
+                for p in runners:
+                    p.kill()
 
     def generate(self, *args, **kwargs):
         out = super().generate(*args, **kwargs)
@@ -64,7 +77,7 @@ def _cfg(path: str, run_dir) -> Config:
         "model": {"path": path, "dtype": "float32", "max_model_len": 256},
         "data": {"source": "reasoning_gym", "task": "chain_sum", "train_size": 32, "eval_size": 4},
         "rollout": {"num_workers": 2, "prompts_per_iteration": 4, "group_size": 4, "max_new_tokens": 16,
-                    "kv_cache_gib": 0.25, "num_cpus": 0.5, "max_restarts": 2},
+                    "kv_cache_gib": 0.25, "num_cpus": 0.5, "max_restarts": 3},
         "learner": {"mini_batch_size": 8, "micro_batch_size": 8, "lr": 1e-3, "num_cpus": 0.5},
         "reward": {"num_cpus": 0.5},
         "sync": {"bucket_mb": 0.05, "timeout_s": 30},
@@ -87,13 +100,14 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
 
     def start(cfg_, model_path, slot):
         started[slot] = started.get(slot, 0) + 1
-        faults = {(1, 1): ("generate", 2), (1, 2): ("receive_weights", 2)}  # (slot, instance) -> death
+        faults = {(1, 1): ("generate", 2, "exit"), (1, 2): ("receive_weights", 2, "exit"),
+                  (1, 3): ("receive_weights", 2, "engine")}  # (slot, instance) -> death
         if (slot, started[slot]) not in faults:
             return plain(cfg_, model_path, slot)
-        point, nth = faults[slot, started[slot]]
+        point, nth, how = faults[slot, started[slot]]
         return local_ray.remote(num_cpus=0.5, max_restarts=0)(DiesOnce).remote(
             model_path, dtype="float32", max_model_len=256, kv_cache_gib=0.25, seed=slot, name=f"rollout-{slot}",
-            point=point, nth=nth)
+            point=point, nth=nth, how=how)
 
     monkeypatch.setattr(actors, "start_rollout_worker", start)
     plain_reward = actors.start_reward_worker
@@ -114,15 +128,16 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
     finally:
         ctx.roles.stop()
 
-    assert started == {0: 1, 1: 3}  # slot 1: the first worker, the one that died in the sync, the last
+    # slot 1: the first worker, the one that died in a sync, the one whose engine died in a sync, the last
+    assert started == {0: 1, 1: 4}
     assert summary["iterations"] == 3 and summary["final_weight_version"] == 3
-    assert summary["restarts"] == 3 and summary["restarts_by_role"] == {"rollout": 2, "reward": 1}
+    assert summary["restarts"] == 4 and summary["restarts_by_role"] == {"rollout": 3, "reward": 1}
     assert [(e["worker"], e["during"]) for e in summary["restart_events"]] == [
-        ("rollout-1", "generation"), ("rollout-1", "weight sync")]
+        ("rollout-1", "generation"), ("rollout-1", "weight sync"), ("rollout-1", "weight sync")]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2, 3]
-    assert [r["rollout/restarts_now"] for r in rows] == [1.0, 1.0, 0.0]
-    assert [r["rollout/restarts"] for r in rows] == [1.0, 2.0, 2.0]
+    assert [r["rollout/restarts_now"] for r in rows] == [1.0, 1.0, 1.0]
+    assert [r["rollout/restarts"] for r in rows] == [1.0, 2.0, 3.0]
     assert [r["reward/restarts"] for r in rows] == [0.0, 0.0, 1.0]  # its call in iteration 3 was re-run
     # No prompt lost or doubled: each iteration's 4 prompts, 4 samples each, all scored.
     assert all(r["rollout/prompts"] == 4 and r["rollout/samples"] == 16 for r in rows)
