@@ -78,7 +78,7 @@ class EngineWatch:
         or after a weight sync) cannot wait for the next poll, by which time a sync cut short
         by this engine's death would already have been blamed on the living."""
         dead = [p for p in self.procs if _gone(p)]
-        if dead:
+        if dead and not self._stop.is_set():  # a stopped watch: the engine is being shut down on purpose
             self.on_death(dead)
 
     def _run(self) -> None:

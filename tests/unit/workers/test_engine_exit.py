@@ -1,6 +1,8 @@
 """An actor whose vLLM engine died ends its process once, with one message, whichever path saw
 the death first (the watch thread, or a call that met vLLM's EngineDeadError): both paths run
-here at once in a child process, whose output and exit status are checked."""
+here at once in a child process, whose output and exit status are checked. The watch's
+`check`, run by a rollout worker's ping, sees a killed engine process without waiting for the
+next poll."""
 
 import subprocess
 import sys
@@ -56,3 +58,27 @@ def test_other_errors_pass_through():
     """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "caught bad prompt"
+
+
+def test_check_sees_a_killed_engine_process_at_once_and_not_after_stop():
+    """`check` (what a rollout worker's ping runs) reports a child killed a moment ago, long
+    before the watch thread's next poll (an hour here); a stopped watch reports nothing."""
+    out = _run("""
+        import subprocess, sys, time
+        from rlsys.workers.engine_watch import EngineWatch
+        children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
+        time.sleep(0.5)
+        seen = []
+        watch = EngineWatch("rollout-0", poll_s=3600, on_death=lambda dead: seen.append(sorted(p.pid for p in dead)))
+        watch.check()
+        print("before", seen)
+        children[1].kill(); children[1].wait()
+        watch.check()
+        print("after", seen == [[children[1].pid]])
+        watch.stop(); seen.clear()
+        watch.check()
+        print("stopped", seen)
+        children[0].kill()
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["before []", "after True", "stopped []"], out.stdout
