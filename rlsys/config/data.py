@@ -65,6 +65,10 @@ class DataConfig(Section):
     """reasoning-gym generator name (source=reasoning_gym)."""
     task_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments of the reasoning-gym generator, e.g. its difficulty settings."""
+    train_task_kwargs: dict[str, Any] | None = None
+    """The generator's keyword arguments for the training problems only (None: `task_kwargs`):
+    train on a narrower or harder kind than the held-out set measures, e.g. three-term sums
+    only while the held-out set keeps two and three terms."""
     path: str | None = None
     """GSM8K-format JSONL (source=gsm8k_jsonl) or a file/hub name for `datasets`."""
     eval_path: str | None = None
@@ -98,4 +102,7 @@ class DataConfig(Section):
     def _question_slot(self) -> "DataConfig":
         if "{question}" not in self.question_template:
             raise ValueError(f"data.question_template must contain {{question}}: {self.question_template!r}")
+        if self.train_task_kwargs is not None and self.source != "reasoning_gym":
+            raise ValueError("data.train_task_kwargs sets a reasoning-gym generator's training problems; "
+                             f"with data.source={self.source!r} remove it (the training rows come from the file)")
         return self

@@ -143,7 +143,8 @@ def _train_eval(cfg: DataConfig, seed: int) -> tuple[list[Task], list[Task]]:
         # problem spaces (one-digit sums) repeat questions across seeds.
         held = load_reasoning_gym(cfg.task, cfg.eval_size * 4, seed + 7919, **cfg.task_kwargs)
         evaluation = list({t.question: t for t in held}.values())[: cfg.eval_size]
-        train = without_held_out(load_reasoning_gym(cfg.task, cfg.train_size, seed, **cfg.task_kwargs), evaluation)
+        kwargs = cfg.task_kwargs if cfg.train_task_kwargs is None else cfg.train_task_kwargs
+        train = without_held_out(load_reasoning_gym(cfg.task, cfg.train_size, seed, **kwargs), evaluation)
         if not train:
             raise DataError(f"reasoning-gym task {cfg.task!r}: every training problem is in the held-out set; "
                             "lower data.eval_size or widen data.task_kwargs")

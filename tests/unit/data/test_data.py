@@ -117,3 +117,23 @@ def test_eval_path_is_a_separate_held_out_file(tmp_path):
     train, held = load_train_eval(cfg, 0)
     assert [t.question for t in held] == ["q3", "t1"]
     assert [t.question for t in train] == ["q0", "q1", "q2", "q4"]  # q3 is held out
+
+
+def test_training_problems_can_be_a_narrower_kind_than_the_held_out_set():
+    """train_task_kwargs: three-term sums to train on, two and three terms held out (terms
+    counted in each question by a regular expression); a file source refuses the key."""
+    import re
+
+    kwargs = {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 1}
+    cfg = DataConfig(task="chain_sum", task_kwargs=kwargs, train_task_kwargs={**kwargs, "min_terms": 3},
+                     train_size=200, eval_size=60)
+    train, held = load_train_eval(cfg, seed=0)
+
+    def terms(question: str) -> int:
+        return len(re.findall(r"\d+", question.split(":")[-1].split("=")[0]))
+
+    assert {terms(t.question) for t in train} == {3}
+    assert {terms(t.question) for t in held} == {2, 3}
+    assert not {t.question for t in train} & {t.question for t in held}
+    with pytest.raises(ValueError, match="train_task_kwargs"):
+        DataConfig(source="gsm8k_jsonl", path="x.jsonl", train_task_kwargs={"min_terms": 3})
