@@ -1,4 +1,4 @@
-"""The explained-variance ceiling of PPO's critic on a config's task, measured with vLLM.
+"""The explained variance a pass-rate critic would reach on a config's task, measured with vLLM.
 
 Samples `--prompts` training prompts, each `rollout.group_size` times (the batch a critic is
 scored on) plus `--draws` more times (its pass rate), at the config's temperature with the

@@ -147,7 +147,7 @@ def _train_eval(cfg: DataConfig, seed: int) -> tuple[list[Task], list[Task]]:
         train = without_held_out(load_reasoning_gym(cfg.task, cfg.train_size, seed, **kwargs), evaluation)
         if not train:
             raise DataError(f"reasoning-gym task {cfg.task!r}: every training problem is in the held-out set; "
-                            "lower data.eval_size or widen data.task_kwargs")
+                            "lower data.eval_size or widen data.task_kwargs (or data.train_task_kwargs)")
         return train, evaluation
     tasks = _load_file(cfg, cfg.path)
     if cfg.eval_path:

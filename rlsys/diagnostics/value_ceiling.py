@@ -1,10 +1,11 @@
-"""How much of a batch's return variance any critic could explain, from extra samples of the
-same prompts: the ceiling that PPO's `ppo/explained_variance` is measured against.
+"""How much of a batch's return variance a critic that knew each prompt's pass rate could
+explain, from extra samples of the same prompts: a yardstick for PPO's `ppo/explained_variance`.
 
 With a sequence reward and gamma = lambda = 1 every token's return is its sample's reward, so
 the value of a state can only explain what is already decided there. Before the answer is
-written that is the prompt's pass rate under the current policy; once the final answer is on
-the page, a critic that checks the arithmetic knows the reward. Each group below holds the
+written that is mostly the prompt's pass rate under the current policy (a critic that reads
+the reply's own steps could know a little more); once the final answer is on the page, a
+critic that checks the arithmetic knows the reward. Each group below holds the
 `batch` samples a critic is scored on and further draws of the same prompt whose mean reward
 stands in for the pass rate (leave the batch out, so the estimate is not fitted to it).
 """

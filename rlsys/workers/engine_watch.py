@@ -73,18 +73,20 @@ class EngineWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def check(self) -> None:
-        """The watch's test, now: a caller that must know the engine is whole (a ping before
-        or after a weight sync) cannot wait for the next poll, by which time a sync cut short
-        by this engine's death would already have been blamed on the living."""
+    def check(self) -> bool:
+        """The watch's test, now (True: an engine process is gone, `on_death` was called): a
+        caller that must know the engine is whole (a ping before or after a weight sync) cannot
+        wait for the next poll, by which time a sync cut short by this engine's death would
+        already have been blamed on the living."""
         dead = [p for p in self.procs if _gone(p)]
         if dead and not self._stop.is_set():  # a stopped watch: the engine is being shut down on purpose
             self.on_death(dead)
+            return True
+        return False
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
-            if any(_gone(p) for p in self.procs):
-                self.check()
+            if self.check():
                 return
 
     def _exit(self, dead: list) -> None:

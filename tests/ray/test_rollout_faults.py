@@ -35,18 +35,20 @@ class DiesOnce(RolloutWorker):
         self.point, self.nth, self.how, self.calls = point, nth, how, 0
 
     def _maybe_die(self, point: str) -> None:
-        if point == self.point:
-            self.calls += 1
-            if self.calls == self.nth and self.how == "exit":
-                os._exit(1)
-            if self.calls == self.nth:
-                import psutil
+        if point != self.point:
+            return
+        self.calls += 1
+        if self.calls != self.nth:
+            return
+        if self.how == "exit":
+            os._exit(1)
+        import psutil
 
-                runners = [p for p in psutil.Process().children(recursive=True)
-                           if p.cmdline() and p.cmdline()[0].startswith("VLLM::Worker")]
-                assert runners, "no vLLM model-runner process to kill"
-                for p in runners:
-                    p.kill()
+        runners = [p for p in psutil.Process().children(recursive=True)
+                   if p.cmdline() and p.cmdline()[0].startswith("VLLM::Worker")]
+        assert runners, "no vLLM model-runner process to kill"
+        for p in runners:
+            p.kill()
 
     def generate(self, *args, **kwargs):
         out = super().generate(*args, **kwargs)
