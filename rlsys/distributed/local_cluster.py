@@ -51,7 +51,12 @@ def start_local_cluster(nodes: int, cpus_per_node: float, auth: str = "none") ->
                                       "dashboard_host": "127.0.0.1",
                                       "metrics_export_port": metrics_port})
     # worker k (offering `nodek`) at position k: Cluster keeps its workers in a set
-    members = [cluster.head_node] + [cluster.add_node(**common, resources={f"node{k}": 1.0}) for k in range(1, nodes)]
+    # Each node unpacks a job's working_dir into its own folder: sharing the session's
+    # runtime_resources, a node preparing an actor deletes and re-extracts the folder
+    # the driver on another node runs from.
+    members = [cluster.head_node] + [cluster.add_node(**common, resources={f"node{k}": 1.0},
+                                                      runtime_env_dir_name=f"runtime_resources_node{k}")
+                                     for k in range(1, nodes)]
     # Cluster() records itself as "the" cluster of this machine, which a bare `ray.init()`
     # would join: put back what was there, so that only RAY_ADDRESS / ray.address lead here.
     if previous:

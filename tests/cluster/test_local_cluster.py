@@ -1,12 +1,16 @@
 """Several Ray nodes on this machine (`rlsys local-cluster`: Ray's own GCS and raylets, not a
 stand-in), on 127.0.0.1 only. A run pins its rollout worker to node1 and its learner to
 node2: the weights cross raylets every iteration, the placement is reported per actor, every
-socket the cluster listens on is on loopback, and `stop` ends exactly its processes."""
+socket the cluster listens on is on loopback, and `stop` ends exactly its processes. A job
+submitted with a working_dir keeps its driver's folder while tasks start on the other nodes
+(the nodes share this machine's session folder; each must unpack into its own)."""
 
 import ipaddress
 import json
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +54,29 @@ def _listening(procs):
     return found
 
 
+# The driver notes its folder and file, runs a task on each worker node (each node then sets
+# up the job's working_dir), and says whether its own folder and file are still the same.
+_PROBE_JOB = textwrap.dedent("""
+    import os, ray
+    ray.init()
+    here, before = os.getcwd(), os.stat("probe.py").st_ino
+    @ray.remote(num_cpus=0)
+    def cwd():
+        return os.getcwd()
+    there = ray.get([cwd.options(resources={f"node{k}": 0.01}).remote() for k in (1, 2)])
+    same = os.path.exists(os.path.join(here, "probe.py")) and os.stat(os.path.join(here, "probe.py")).st_ino == before
+    print("PROBE", "kept" if same else "replaced", len({here, *there}))
+""")
+
+
+def _probe_job(dashboard: str, folder) -> str:
+    (folder / "probe.py").write_text(_PROBE_JOB)
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    done = subprocess.run([ray_bin, "job", "submit", "--address", dashboard, "--working-dir", str(folder), "--",
+                           sys.executable, "probe.py"], capture_output=True, text=True, timeout=300)
+    return done.stdout + done.stderr
+
+
 def test_three_nodes_on_loopback_run_a_job_across_them_and_stop(tmp_path):
     from rlsys.distributed.local_cluster import state_file
 
@@ -57,7 +84,8 @@ def test_three_nodes_on_loopback_run_a_job_across_them_and_stop(tmp_path):
     assert started.returncode == 0, started.stderr[-3000:]
     address = started.stdout.strip().splitlines()[-1]
     assert address.startswith("127.0.0.1:")
-    pids = json.loads(state_file(address).read_text())["pids"]
+    state = json.loads(state_file(address).read_text())
+    pids = state["pids"]
     try:
         listening = _listening(_family(pids))
         assert listening and all(_loopback(ip) for _, ip in listening), listening
@@ -78,6 +106,10 @@ def test_three_nodes_on_loopback_run_a_job_across_them_and_stop(tmp_path):
         assert [r["sync/version"] for r in rows] == [1.0, 2.0] and all(r["sync/probes"] == 3.0 for r in rows)
         after = _listening(_family(pids))  # the job's workers included
         assert all(_loopback(ip) for _, ip in after), after
+
+        (tmp_path / "probe").mkdir()
+        probed = _probe_job(state["dashboard"], tmp_path / "probe")
+        assert "PROBE kept 3" in probed, probed[-3000:]  # three folders: the driver's and each node's
     finally:
         stopped = _rlsys("local-cluster", "stop", address, timeout=120)
     assert stopped.returncode == 0, stopped.stderr[-2000:]
