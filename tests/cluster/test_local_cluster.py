@@ -59,13 +59,16 @@ def _listening(procs):
 _PROBE_JOB = textwrap.dedent("""
     import os, ray
     ray.init()
-    here, before = os.getcwd(), os.stat("probe.py").st_ino
+    here = os.getcwd()
+    def inode():
+        path = os.path.join(here, "probe.py")
+        return os.stat(path).st_ino if os.path.exists(path) else None
+    before = inode()
     @ray.remote(num_cpus=0)
     def cwd():
         return os.getcwd()
     there = ray.get([cwd.options(resources={f"node{k}": 0.01}).remote() for k in (1, 2)])
-    same = os.path.exists(os.path.join(here, "probe.py")) and os.stat(os.path.join(here, "probe.py")).st_ino == before
-    print("PROBE", "kept" if same else "replaced", len({here, *there}))
+    print("PROBE", "kept" if inode() == before else "replaced", len({here, *there}))
 """)
 
 

@@ -70,15 +70,12 @@ def test_check_sees_a_killed_engine_process_at_once_and_not_after_stop():
         time.sleep(0.5)
         seen = []
         watch = EngineWatch("rollout-0", poll_s=3600, on_death=lambda dead: seen.append(sorted(p.pid for p in dead)))
-        watch.check()
-        print("before", seen)
+        print("before", watch.check(), seen)
         children[1].kill(); children[1].wait()
-        watch.check()
-        print("after", seen == [[children[1].pid]])
+        print("after", watch.check(), seen == [[children[1].pid]])
         watch.stop(); seen.clear()
-        watch.check()
-        print("stopped", seen)
+        print("stopped", watch.check(), seen)
         children[0].kill()
     """)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["before []", "after True", "stopped []"], out.stdout
+    assert out.stdout.splitlines() == ["before False []", "after True True", "stopped False []"], out.stdout
