@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--dtype", default="auto", help="auto: bf16 on CPUs with AVX-512, else fp32")
+    p.add_argument("--dtype", default="auto", help="auto: bf16 where it measured faster here, else fp32")
 
 
 def _prompts(model_path: str, n: int) -> list[list[int]]:

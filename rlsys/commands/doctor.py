@@ -1,5 +1,5 @@
-"""`rlsys doctor`: what this machine is (instruction sets, cores, memory, GPUs), the dtype and
-threads rlsys will pick on it, the versions it runs on, whether Ray starts on 127.0.0.1, and how
+"""`rlsys doctor`: what this machine is (instruction sets, cores, memory, GPUs), the dtypes
+(measured: fp32 against bf16 for the learner and vLLM) and threads rlsys will pick on it, the versions it runs on, whether Ray starts on 127.0.0.1, and how
 long the demo should take here (from a quick matmul measurement). The first command to run when
 something is off; the last line printed is one JSON object. Exit 1 when a check fails."""
 
@@ -20,7 +20,8 @@ def report(args) -> dict:
     import os
 
     from rlsys.commands.bench import matmul_peak_flops_per_s
-    from rlsys.config.dtypes import resolve_dtype
+    from rlsys.config.dtypes import choose_dtype
+    from rlsys.config.dtype_calibration import cache_file, calibration
     from rlsys.diagnostics.demo_time import estimate_demo_seconds
     from rlsys.diagnostics.machine import cpu_info, gpus, machine_kind, memory_gib, usable_cores, versions
     from rlsys.diagnostics.ray_check import loopback_ray
@@ -28,16 +29,21 @@ def report(args) -> dict:
 
     cpu, found_gpus = cpu_info(), gpus()
     kind, cores = machine_kind(cpu["isa"]), usable_cores()
-    dtype = resolve_dtype("auto", bool(found_gpus), "model.dtype")
+    student, why_student = choose_dtype("auto", bool(found_gpus), "model.dtype", "student")
+    teacher, why_teacher = choose_dtype("auto", bool(found_gpus), "teacher.dtype", "teacher")
+    cal = None if found_gpus else calibration()
     gflops = matmul_peak_flops_per_s("float32", seconds=2.0) / 1e9
     demo_s, reference = estimate_demo_seconds(kind, gflops)
     return {
         "cpu": cpu["model"], "isa": cpu["isa"], "kind": kind, "cores": cores, "cores_online": os.cpu_count(),
         "memory_gib": memory_gib(), "gpus": found_gpus, "python": platform.python_version(), "versions": versions(),
-        "picks": {"model.dtype auto": dtype, "torch threads per learner rank": cores,
+        "picks": {"model.dtype auto": student, "teacher.dtype auto": teacher, "torch threads per learner rank": cores,
                   **{k: v for k, v in actor_env().items() if k.startswith("VLLM_CPU")}},
         "ray": None if args.no_ray else loopback_ray(),
         "fp32_matmul_gflops": round(gflops, 1),
+        "dtype_calibration": None if cal is None else {"gflops": cal.gflops, "vllm_kernel": cal.vllm_kernel,
+                                                       "cache": str(cache_file())},
+        "dtype_reasons": [why_student, why_teacher],
         "demo_estimate_s": round(demo_s), "demo_reference": reference,
     }
 
@@ -71,6 +77,10 @@ def lines(r: dict) -> list[str]:
         out.append(f"ray        {'started on ' + str(ray['node_ip']) if ray['node_ip'] else 'did not start'} in "
                    f"{ray['seconds']} s; listening on {where}" + ("" if ray["ok"] else f" ({ray['problem']})"))
     ref = r["demo_reference"]
+    if (cal := r["dtype_calibration"]) is not None:
+        rates = "; ".join(f"{role} fp32 {v['float32']:g} / bf16 {v['bfloat16']:g}" for role, v in cal["gflops"].items())
+        out.append(f"dtypes     measured GFLOP/s: {rates} (vLLM kernels: {cal['vllm_kernel']}; cached in {cal['cache']})")
+    out += [f"dtype      {reason}" for reason in r["dtype_reasons"]]
     out += [f"matmul     fp32 {r['fp32_matmul_gflops']} GFLOP/s on {r['cores']} threads",
             f"demo       about {r['demo_estimate_s'] / 60:.0f} min for `./run.sh demo` once .venv exists (an estimate: "
             f"the measured {ref['kind']} run, {ref['seconds'] / 60:.1f} min at {ref['gflops']:g} GFLOP/s, scaled by "

@@ -20,7 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/eval-<suite name>)")
     p.add_argument("--limit", type=int, default=None, help="at most N examples per task")
     p.add_argument("--workers", type=int, default=None, help="vLLM workers (default: the suite's `workers`)")
-    p.add_argument("--dtype", default="auto", help="auto: bf16 on GPUs and AVX-512 CPUs, else fp32")
+    p.add_argument("--dtype", default="auto", help="auto: bf16 on GPUs and where it measured faster here, else fp32")
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--gpus", type=float, default=0.0, help="GPUs per vLLM worker and for the scorer")
     p.add_argument("--seed", type=int, default=0)

@@ -35,7 +35,8 @@ class TeacherConfig(Section):
     num_workers: int = Field(1, ge=1)
     """Teacher actors, each with its own copy of the model; requests go round-robin over them."""
     dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
-    """auto: bfloat16 when the teacher has GPUs (`num_gpus` > 0) or the CPU has AVX-512, else float32."""
+    """auto: bfloat16 when the teacher has GPUs (`num_gpus` > 0) or vLLM's bf16 scoring measured
+    faster than fp32 on this CPU (see `rlsys doctor`), else float32."""
     max_model_len: int | None = None
     """Default: model.max_model_len."""
     system_prompt: str | None = None

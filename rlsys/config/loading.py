@@ -78,4 +78,5 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def dump_config(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    notes = "".join(f"# {note}\n" for note in cfg._dtype_notes)
+    return notes + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

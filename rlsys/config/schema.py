@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from rlsys.config.algorithms import AlgorithmConfig, CriticConfig, GRPOConfig
 from rlsys.config.base import Section
 from rlsys.config.data import DataConfig
 from rlsys.config.distill import LPTConfig, TeacherConfig
-from rlsys.config.dtypes import resolve_dtype
+from rlsys.config.dtypes import choose_dtype
 from rlsys.config.learner import LearnerConfig
 from rlsys.config.migration import migrate_grpo_section
 from rlsys.config.model import ModelConfig
@@ -54,6 +54,8 @@ class Config(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     """Where metrics and progress go."""
 
+    _dtype_notes: list[str] = PrivateAttr(default_factory=list)  # how each dtype was chosen
+
     @model_validator(mode="before")
     @classmethod
     def _migrate(cls, raw: Any) -> Any:
@@ -63,8 +65,10 @@ class Config(Section):
     def _resolve_dtypes(self) -> "Config":
         """`auto` becomes a concrete dtype here, so the resolved config says what ran."""
         student_gpu = self.rollout.num_gpus > 0 or self.learner.num_gpus > 0
-        self.model.dtype = resolve_dtype(self.model.dtype, student_gpu, "model.dtype")
-        self.teacher.dtype = resolve_dtype(self.teacher.dtype, self.teacher.num_gpus > 0, "teacher.dtype")
+        self.model.dtype, student = choose_dtype(self.model.dtype, student_gpu, "model.dtype", "student")
+        self.teacher.dtype, teacher = choose_dtype(self.teacher.dtype, self.teacher.num_gpus > 0, "teacher.dtype",
+                                                   "teacher")
+        self._dtype_notes = [student, teacher]
         return self
 
     @model_validator(mode="after")

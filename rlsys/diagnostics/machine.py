@@ -25,8 +25,11 @@ def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict:
 
 
 def machine_kind(isa: dict[str, bool]) -> str:
-    """The kinds the measured numbers are labelled with: AVX-512 (fast bf16 and vLLM's best CPU
-    kernels) or AVX2 only (fp32, about 2.4x lower matmul peak)."""
+    """The kinds the measured numbers are labelled with: AVX-512 with AMX (bf16 many times faster
+    than fp32), AVX-512 (vLLM's best CPU kernels; bf16 faster or slower by the CPU, measured by
+    rlsys.diagnostics.dtype_calibration) or AVX2 only (fp32, about 2.4x lower matmul peak)."""
+    if isa.get("avx512bw") and isa.get("amx_bf16"):
+        return "AVX-512 + AMX"
     if isa.get("avx512bw"):
         return "AVX-512"
     return "AVX2" if isa.get("avx2") else "older than AVX2"

@@ -15,7 +15,8 @@ def test_the_cpu_kind_comes_from_its_flags(tmp_path):
     a, b = cpu_info(str(tmp_path / "a")), cpu_info(str(tmp_path / "b"))
     assert a == {"model": "AMD EPYC 7B13", "isa": {"avx2": True, "avx512f": False, "avx512bw": False,
                                                    "avx512_bf16": False, "amx_bf16": False}}
-    assert machine_kind(a["isa"]) == "AVX2" and machine_kind(b["isa"]) == "AVX-512"
+    assert machine_kind(a["isa"]) == "AVX2" and machine_kind(b["isa"]) == "AVX-512 + AMX"
+    assert machine_kind({**b["isa"], "amx_bf16": False}) == "AVX-512"
     assert machine_kind({"avx2": False}) == "older than AVX2"
 
 
@@ -35,6 +36,8 @@ def test_the_demo_estimate_scales_the_measured_run_of_the_same_kind():
     seconds, ref = estimate_demo_seconds("AVX-512", 101.0)  # half the AVX-512 run's 202 GFLOP/s
     assert seconds == 2 * 423.0 and ref["kind"] == "AVX-512"
     # a kind with no measured run: the AVX2 run, scaled by the rates (and named as the AVX2 run)
+    seconds, ref = estimate_demo_seconds("AVX-512 + AMX", 417.0)  # the AMX run's own rate: its own time
+    assert seconds == 349.0 and ref["kind"] == "AVX-512 + AMX"
     seconds, ref = estimate_demo_seconds("other", 180.0)
     assert seconds == 627.0 / 2 and ref["kind"] == "AVX2"
 
@@ -54,5 +57,6 @@ def test_bench_names_this_machines_kind_and_scales_the_demo_by_its_rate():
 
     flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     r, slower = machine_and_demo_time(90e9), machine_and_demo_time(45e9)
-    assert r["kind"] == ("AVX-512" if "avx512f" in flags else "AVX2")
+    expected = "AVX2" if "avx512bw" not in flags else "AVX-512 + AMX" if "amx_bf16" in flags else "AVX-512"
+    assert r["kind"] == expected
     assert r["fp32_matmul_gflops"] == 90.0 and abs(slower["demo_estimate_s"] - 2 * r["demo_estimate_s"]) <= 1
