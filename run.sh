@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rlsys set-up and entry points. Creates .venv on first use.
 #   ./run.sh demo     GRPO on SmolLM2-135M-Instruct (embedded default), configs/demo/grpo.yaml
-#   ./run.sh test     the whole test suite (unit, Ray, end-to-end)
+#   ./run.sh test     the whole test suite, tier by tier (unit, Ray, end-to-end, cluster, GPU)
+#   ./run.sh test ARGS  pytest with ARGS, e.g. ./run.sh test tests/unit -k dtype
 #   ./run.sh <args>   anything else goes to the rlsys CLI, e.g. ./run.sh bench
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -38,6 +39,7 @@ fi
 
 case "${1:-demo}" in
   demo) shift || true; exec .venv/bin/rlsys train configs/demo/grpo.yaml "$@" ;;
-  test) shift; exec .venv/bin/python -m pytest -q -ra "$@" ;;
+  test) shift; if [ $# -gt 0 ]; then exec .venv/bin/python -m pytest -q -ra "$@"; fi
+        exec tests/run_tiers.sh ;;
   *) exec .venv/bin/rlsys "$@" ;;
 esac
