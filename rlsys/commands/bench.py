@@ -41,6 +41,9 @@ def _prompts(model_path: str, n: int) -> list[list[int]]:
 def _bare_vllm_tokens_per_s(model_path: str, prompts, group: int, max_tokens: int, repeats: int, dtype: str) -> float:
     from vllm import LLM, SamplingParams
 
+    from rlsys.workers.engine_process import place_engine_core
+
+    place_engine_core("auto", 1)  # the same engine arrangement as a rollout worker's
     llm = LLM(model=model_path, dtype=dtype, max_model_len=1024, kv_cache_memory_bytes=2**30,
               enforce_eager=True, seed=0, disable_log_stats=True)
     params = SamplingParams(n=group, temperature=1.0, max_tokens=max_tokens, logprobs=0)

@@ -64,6 +64,10 @@ class TeacherConfig(Section):
     tensor_parallel_size: int = Field(1, ge=1)
     """Devices one vLLM teacher spans (tensor parallel), for a teacher that does not fit one
     (a 27B in bf16 on 24 GB cards); each teacher then needs `num_gpus` >= this on GPUs."""
+    engine_process: Literal["auto", "actor", "separate"] = "auto"
+    """Backend vllm: where each teacher engine's scheduler and model runner run, as
+    `rollout.engine_process` (auto: inside the teacher's actor on a CPU with
+    tensor_parallel_size 1, else in processes of their own)."""
     hf_micro_batch: int = Field(8, ge=1)
     """Sequences per forward pass of the hf backend (sorted by length); lower it to save memory."""
     device_map: str | None = None

@@ -48,6 +48,7 @@ def start_rollout_worker(cfg: Config, model_path: str, slot: int):
         lora_rank=cfg.model.lora.r if cfg.model.lora and cfg.model.lora.adapter_on_engine else None,
         tensor_parallel_size=cfg.rollout.tensor_parallel_size,
         kv_block_size=cfg.rollout.kv_block_size,
+        engine_process=cfg.rollout.engine_process,
     )
 
 

@@ -9,6 +9,7 @@ from rlsys.models.lora import engine_max_rank
 from rlsys.records import Sample
 from rlsys.workers.engine_kv import kv_block_args
 from rlsys.workers.engine_parallel import parallel_engine_args
+from rlsys.workers.engine_process import place_engine_core
 from rlsys.workers.engine_watch import EngineWatch, exit_if_engine_died
 from rlsys.workers.vllm_extension import ADAPTER_ID, ADAPTER_NAME
 from rlsys.errors import WeightSyncError
@@ -32,9 +33,11 @@ class RolloutWorker:
         adapter_path: str | None = None,
         tensor_parallel_size: int = 1,
         kv_block_size: int | None = None,
+        engine_process: str = "auto",
     ) -> None:
         """`adapter_path`: a PEFT adapter folder every generation uses (evaluation of a LoRA run).
-        `tensor_parallel_size`: shards of the engine, each a rank of its own in the weight sync."""
+        `tensor_parallel_size`: shards of the engine, each a rank of its own in the weight sync.
+        `engine_process`: where vLLM's engine core runs (rlsys.workers.engine_process)."""
         from vllm import LLM
 
         self.name = name
@@ -44,6 +47,7 @@ class RolloutWorker:
         self.adapter = None
         lora = {"enable_lora": True, "max_lora_rank": engine_max_rank(lora_rank), "max_loras": 1} if lora_rank else {}
         started = time.perf_counter()
+        place_engine_core(engine_process, tensor_parallel_size)
         self.llm = LLM(
             model=model_path,
             dtype=dtype,

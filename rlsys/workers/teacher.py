@@ -26,6 +26,7 @@ from rlsys.models.dtypes import torch_dtype
 from rlsys.records import ScoreRequest
 from rlsys.workers.engine_kv import kv_block_args
 from rlsys.workers.engine_parallel import parallel_engine_args
+from rlsys.workers.engine_process import place_engine_core
 from rlsys.workers.engine_watch import EngineWatch, exit_if_engine_died
 from rlsys.workers.teacher_batcher import Batcher
 
@@ -36,6 +37,7 @@ class VllmScorer:
     def __init__(self, model_path: str, cfg: TeacherConfig, max_model_len: int, seed: int) -> None:
         from vllm import LLM
 
+        place_engine_core(cfg.engine_process, cfg.tensor_parallel_size)
         self.llm = LLM(
             model=model_path, dtype=cfg.dtype, max_model_len=max_model_len,
             kv_cache_memory_bytes=int(cfg.kv_cache_gib * 2**30), enforce_eager=True, seed=seed,

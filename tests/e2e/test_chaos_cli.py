@@ -1,7 +1,9 @@
 """Processes killed at random moments of real runs (SIGKILL, as an OOM killer or a lost node
 would): rollout worker actors, their vLLM engine processes (vLLM itself would hang on those),
 the teacher's engine process and the reward worker, in a synchronous run and in an
-asynchronous one (rollout.max_staleness=1). Each run finishes every iteration, each
+asynchronous one (rollout.max_staleness=1). The engines run in processes of their own here
+(engine_process=separate, as on a GPU; a CPU engine runs inside its actor by default, where
+the actor kill covers its death). Each run finishes every iteration, each
 iteration samples all its prompts exactly once, the weight versions run on without a gap,
 and the summary counts one restart per kill, by role."""
 
@@ -97,6 +99,7 @@ def test_rollout_workers_and_their_engines_killed_at_random_moments(tmp_path):
     iterations = 20
     plan = ["rollout", "rollout-engine", "rollout-vllm-worker"]
     run_dir = _run_with_kills(tmp_path, ["configs/tiny/smoke.yaml", "rollout.num_workers=2", "rollout.max_restarts=5",
+                                         "rollout.engine_process=separate",
                                          "ray.num_cpus=4"], iterations, plan, seed=1)
     _check(run_dir, iterations, {"rollout": 3})
     # the workers' own words are in their log files (the terminal keeps rlsys's driver lines)
@@ -114,6 +117,7 @@ def test_async_run_survives_killed_engines_teacher_and_reward_worker(tmp_path):
     plan = ["rollout-engine", "teacher-engine", "reward", "rollout"]
     run_dir = _run_with_kills(tmp_path, ["configs/tiny/grpo_teacher_ll.yaml", "rollout.num_workers=2",
                                          "rollout.max_staleness=1", "rollout.max_restarts=5", "ray.num_cpus=6",
+                                         "rollout.engine_process=separate", "teacher.engine_process=separate",
                                          "run.phase_timeout_s=300"], iterations, plan, seed=2)
     _check(run_dir, iterations, {"rollout": 2, "teacher": 1, "reward": 1})
     rows = _rows(run_dir / "metrics.jsonl")

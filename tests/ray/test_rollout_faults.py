@@ -1,6 +1,7 @@
 """Rollout workers that die inside a running job: one dies in the middle of generation, its
 replacement dies in the middle of a weight sync, and the next one's vLLM model-runner process
-is killed in the middle of a weight sync (the actor lives on, its call fails inside the
+(the engine in processes of its own, rollout.engine_process=separate) is killed in the middle
+of a weight sync (the actor lives on, its call fails inside the
 collective, and the learner sees a peer leave: the engine is replaced, not the run stopped);
 the reward worker dies in a call. The run (real vLLM engines, a real DeepSpeed learner, gloo
 sync) finishes every iteration; each iteration samples every prompt exactly one group's worth;
@@ -109,7 +110,7 @@ def test_workers_dying_in_generation_and_in_sync_are_replaced(local_ray, tiny_mo
         point, nth, how = faults[slot, started[slot]]
         return local_ray.remote(num_cpus=0.5, max_restarts=0)(DiesOnce).remote(
             model_path, dtype="float32", max_model_len=256, kv_cache_gib=0.25, seed=slot, name=f"rollout-{slot}",
-            point=point, nth=nth, how=how)
+            point=point, nth=nth, how=how, engine_process="separate" if how == "engine" else "auto")
 
     monkeypatch.setattr(actors, "start_rollout_worker", start)
     plain_reward = actors.start_reward_worker
