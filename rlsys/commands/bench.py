@@ -38,26 +38,6 @@ def _prompts(model_path: str, n: int) -> list[list[int]]:
     return [tok(render_prompt(tok, t.question, "plain"), add_special_tokens=False).input_ids for t in tasks]
 
 
-def _bare_vllm_tokens_per_s(model_path: str, prompts, group: int, max_tokens: int, repeats: int, dtype: str) -> float:
-    from vllm import LLM, SamplingParams
-
-    from rlsys.workers.engine_process import place_engine_core
-
-    place_engine_core("auto", 1)  # the same engine arrangement as a rollout worker's
-    llm = LLM(model=model_path, dtype=dtype, max_model_len=1024, kv_cache_memory_bytes=2**30,
-              enforce_eager=True, seed=0, disable_log_stats=True)
-    params = SamplingParams(n=group, temperature=1.0, max_tokens=max_tokens, logprobs=0)
-    requests = [{"prompt_token_ids": p} for p in prompts]
-    llm.generate(requests, params, use_tqdm=False)  # warm-up
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        outs = llm.generate(requests, params, use_tqdm=False)
-        tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
-        rates.append(tokens / (time.perf_counter() - started))
-    return statistics.median(rates)
-
-
 def matmul_peak_flops_per_s(dtype: str, size: int = 1024, seconds: float = 3.0) -> float:
     """The best rate of square matmuls in `dtype` with all of this process's CPU threads (as
     a learner rank sets them): the calibration the training phase is compared against."""
@@ -95,7 +75,7 @@ def run_bench(args) -> dict:
     import ray
 
     from rlsys.run import train
-    from rlsys.distributed.actors import start_learners, start_rollout_workers
+    from rlsys.distributed.actors import measure_bare_vllm, start_learners, start_rollout_workers
     from rlsys.distributed.cluster import init_ray
     from rlsys.observability.plots import read_metrics
     from rlsys.planning.inputs import mean_completion_tokens, profile_from_run, workload
@@ -110,11 +90,7 @@ def run_bench(args) -> dict:
     })
     dtype = cfg.model.dtype  # `auto` resolved for this machine
     init_ray(RayConfig())
-    # The baseline runs in a Ray worker process like a RolloutWorker, with the same CPU
-    # share, so the comparison isolates rlsys's own overhead; max_calls=1 ends the process
-    # (and its engine) when the task returns.
-    bare_task = ray.remote(num_cpus=cfg.rollout.num_cpus, max_calls=1)(_bare_vllm_tokens_per_s)
-    bare = ray.get(bare_task.remote(model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, dtype))
+    bare = measure_bare_vllm(cfg, model_path, prompts, args.group_size, args.max_new_tokens, args.repeats, dtype)
     peak = ray.get(ray.remote(num_cpus=cfg.learner.num_cpus, max_calls=1)(matmul_peak_flops_per_s).remote(dtype))
     fp32_peak = peak if dtype == "float32" else ray.get(
         ray.remote(num_cpus=cfg.learner.num_cpus, max_calls=1)(matmul_peak_flops_per_s).remote("float32"))

@@ -17,6 +17,7 @@ from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.observability.console import log_dir
 from rlsys.transport.ports import free_port
 from rlsys.workers.critic import Critic
+from rlsys.workers.bare_vllm import bare_vllm_tokens_per_s
 from rlsys.workers.learner import Learner
 from rlsys.workers.reward import RewardWorker
 from rlsys.workers.reward_model import RewardModelScorer
@@ -50,6 +51,15 @@ def start_rollout_worker(cfg: Config, model_path: str, slot: int):
         kv_block_size=cfg.rollout.kv_block_size,
         engine_process=cfg.rollout.engine_process,
     )
+
+
+def measure_bare_vllm(cfg: Config, model_path: str, prompts, group: int, max_tokens: int, repeats: int,
+                      dtype: str) -> float:
+    """Bare vLLM's tokens/s in a Ray worker process with a rollout worker's CPU share, so that
+    a comparison isolates rlsys's own overhead; max_calls=1 ends the process (and its engine)
+    when the task returns."""
+    task = ray.remote(num_cpus=cfg.rollout.num_cpus, max_calls=1)(bare_vllm_tokens_per_s)
+    return ray.get(task.remote(model_path, prompts, group, max_tokens, repeats, dtype))
 
 
 def start_rollout_workers(cfg: Config, model_path: str) -> list:
