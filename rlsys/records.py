@@ -60,6 +60,41 @@ class TrainItem:
 
 
 @dataclass
+class Trajectory:
+    """One multi-turn episode as the ids after its first prompt: the model's sampled turns and,
+    between them, the template's and the environment's ids (rlsys.envs.episode)."""
+
+    prompt_index: int
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    loss_mask: list[int]
+    """Per completion id: 1 where the model sampled it, 0 on template and environment ids."""
+    sampling_logprobs: list[float]
+    """Per completion id: vLLM's log-prob where the model sampled it, 0 elsewhere."""
+    turn_ends: list[int]
+    """Per model turn: the completion index of its last sampled id."""
+    turn_rewards: list[float]
+    turn_versions: list[int]
+    """Per model turn: the weight version of the engine that sampled it."""
+    status: str
+    """'done', 'max_turns' or 'max_tokens' (truncated), or 'failed' (see `error`)."""
+    temperature: float
+    final_text: str
+    """The model's last turn, decoded: what the reward functions score."""
+    tool_calls: int = 0
+    tool_errors: int = 0
+    error: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.status in ("max_turns", "max_tokens")
+
+    @property
+    def env_tokens(self) -> int:
+        return len(self.loss_mask) - sum(self.loss_mask)
+
+
+@dataclass
 class ScoredBatch:
     """One iteration's samples with their rewards: what an algorithm turns into TrainItems."""
 

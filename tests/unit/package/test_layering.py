@@ -13,6 +13,7 @@ LAYERS = (
     ("errors", "records"),
     ("config",),
     ("algorithms", "rewards", "models", "data", "transport", "observability"),
+    ("envs",),
     ("training",),
     ("workers",),
     ("distributed",),
