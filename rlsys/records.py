@@ -34,6 +34,9 @@ class Sample:
     finish_reason: str
     weight_version: int
     temperature: float
+    loss_mask: list[int] | None = None
+    """A multi-turn trajectory's mask over `completion_ids` (1: sampled by the model; see
+    `Trajectory`); None: a single completion, every id sampled."""
 
 
 @dataclass
@@ -57,6 +60,12 @@ class TrainItem:
     """Per-token value targets of the critic (PPO)."""
     old_values: list[float] | None = None
     """The critic's per-token values when the advantages were computed (value clipping)."""
+    loss_mask: list[int] | None = None
+    """Per completion id: 1 where the loss applies (the model's own ids of a multi-turn
+    trajectory), 0 on template and environment ids; None: every completion id."""
+
+    def loss_tokens(self) -> int:
+        return sum(self.loss_mask) if self.loss_mask is not None else len(self.completion_ids)
 
 
 @dataclass
@@ -92,6 +101,15 @@ class Trajectory:
     @property
     def env_tokens(self) -> int:
         return len(self.loss_mask) - sum(self.loss_mask)
+
+    def to_sample(self) -> Sample:
+        """The trajectory as the rest of a run handles a completion: its final text for the
+        rewards, every id after the first prompt with the loss mask for the learner, and the
+        oldest weight version among its turns for the staleness bound. A finished episode
+        counts as stopped; a truncated or failed one as cut (`finish_reason` 'length')."""
+        return Sample(self.prompt_index, list(self.prompt_ids), list(self.completion_ids), self.final_text,
+                      list(self.sampling_logprobs), "stop" if self.status == "done" else "length",
+                      min(self.turn_versions, default=0), self.temperature, loss_mask=list(self.loss_mask))
 
 
 @dataclass

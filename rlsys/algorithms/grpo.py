@@ -45,7 +45,8 @@ class GRPO:
             token_advantages = minillm_token_advantages(advantages, token_rewards, m.coef, m.gamma, m.length_normalize)
         old = batch.old_logprobs or [None] * len(batch.samples)
         ref = batch.ref_logprobs or [None] * len(batch.samples)
-        items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs, o, r)
+        items = [TrainItem(s.prompt_ids, s.completion_ids, a, ta, s.temperature, s.sampling_logprobs, o, r,
+                           loss_mask=s.loss_mask)
                  for s, a, ta, o, r in zip(batch.samples, advantages, token_advantages, old, ref)]
         kept = self.kept_samples(batch)
         if kept is None:

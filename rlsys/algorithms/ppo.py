@@ -10,6 +10,7 @@ import torch
 from rlsys.algorithms.distill import truncated_token_rewards
 from rlsys.algorithms.padding import pad_rows
 from rlsys.algorithms.gae import gae, kl_penalized_rewards, rewards_at_last_token, whiten_tokens
+from rlsys.algorithms.turns import masked_gae
 from rlsys.algorithms.value import explained_variance
 from rlsys.algorithms.settings import PPOSettings, RewardSettings
 from rlsys.records import ScoredBatch, TrainItem
@@ -32,7 +33,8 @@ class PPO:
 
     def token_rewards(self, batch: ScoredBatch, mask: torch.Tensor) -> torch.Tensor:
         """[B, T] float64 rewards of every completion token."""
-        lengths = mask.sum(-1)
+        # one past each row's last real token (a trajectory's last id is the model's own)
+        lengths = (mask.long() * torch.arange(1, mask.shape[1] + 1)).amax(-1)
         rewards = rewards_at_last_token(torch.tensor(batch.rewards, dtype=torch.float64), lengths, mask.shape[1])
         if self.needs_teacher_tokens:
             if batch.teacher_logprobs is None:
@@ -51,9 +53,13 @@ class PPO:
         lengths = [len(s.completion_ids) for s in batch.samples]
         width = max(1, max(lengths))
         mask = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
+        multi_turn = any(s.loss_mask is not None for s in batch.samples)
+        if multi_turn:  # a trajectory's template and environment ids are not actions: no reward, value or step
+            mask = mask & pad_rows([s.loss_mask if s.loss_mask is not None else [1] * n
+                                    for s, n in zip(batch.samples, lengths)], width, torch.bool)
         values = pad_rows(batch.values, width, torch.float64) * mask
         rewards = self.token_rewards(batch, mask)
-        advantages, returns = gae(rewards, values, mask, self.cfg.gamma, self.cfg.lam)
+        advantages, returns = (masked_gae if multi_turn else gae)(rewards, values, mask, self.cfg.gamma, self.cfg.lam)
         raw_mean = float(advantages[mask].mean()) if mask.any() else 0.0
         if self.cfg.whiten_advantages:
             advantages = whiten_tokens(advantages, mask)
@@ -63,7 +69,7 @@ class PPO:
             ref = batch.ref_logprobs[i] if batch.ref_logprobs is not None else None
             items.append(TrainItem(
                 s.prompt_ids, s.completion_ids, 0.0, advantages[i, :n].tolist(), s.temperature, s.sampling_logprobs,
-                batch.old_logprobs[i], ref, returns[i, :n].tolist(), batch.values[i]))
+                batch.old_logprobs[i], ref, returns[i, :n].tolist(), batch.values[i], loss_mask=s.loss_mask))
         metrics = {
             "ppo/explained_variance": explained_variance(values, returns, mask),
             "ppo/value_mean": float(values[mask].mean()) if mask.any() else 0.0,

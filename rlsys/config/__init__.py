@@ -12,6 +12,7 @@ from rlsys.config.algorithms import AlgorithmConfig, CriticConfig, DPOConfig, GR
 from rlsys.config.base import Section
 from rlsys.config.data import DataConfig, MinWords, PreferenceDataConfig
 from rlsys.config.distill import LPTConfig, MiniLLMConfig, TeacherConfig
+from rlsys.config.env import EnvConfig
 from rlsys.config.learner import LearnerConfig
 from rlsys.config.loading import apply_overrides, dump_config, load_config
 from rlsys.config.model import DEFAULT_LORA_TARGETS, LoraSettings, ModelConfig
@@ -22,7 +23,7 @@ from rlsys.config.schema import Config
 from rlsys.errors import ConfigError
 
 __all__ = ["DEFAULT_LORA_TARGETS", "PHASES", "TEACHER_REWARDS", "AlgorithmConfig", "Config", "ConfigError",
-           "CriticConfig", "DPOConfig", "DataConfig", "EvalConfig", "GRPOConfig", "LPTConfig", "LearnerConfig",
+           "CriticConfig", "DPOConfig", "DataConfig", "EnvConfig", "EvalConfig", "GRPOConfig", "LPTConfig", "LearnerConfig",
            "LoraSettings", "MiniLLMConfig", "MinWords", "ModelConfig", "PPOConfig", "PolicyLossConfig",
            "PreferenceDataConfig", "RayConfig", "RewardConfig", "RewardTerm", "RolloutConfig", "RunConfig", "Section",
            "SyncConfig", "TeacherConfig", "TrackingConfig", "apply_overrides", "dump_config", "load_config"]

@@ -11,6 +11,7 @@ from rlsys.config.algorithms import AlgorithmConfig, CriticConfig, GRPOConfig
 from rlsys.config.base import Section
 from rlsys.config.data import DataConfig
 from rlsys.config.distill import LPTConfig, TeacherConfig
+from rlsys.config.env import EnvConfig
 from rlsys.config.dtypes import choose_dtype
 from rlsys.config.learner import LearnerConfig
 from rlsys.config.migration import migrate_grpo_section
@@ -41,6 +42,8 @@ class Config(Section):
     """PPO's critic (ignored by algorithms without one)."""
     reward: RewardConfig = Field(default_factory=RewardConfig)
     """The reward terms and how they combine."""
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    """A multi-turn environment (none while `env.type` is unset: single-turn rollouts)."""
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     """A teacher model for distillation (none while `teacher.path` is unset)."""
     lpt: LPTConfig = Field(default_factory=LPTConfig)

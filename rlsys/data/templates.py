@@ -9,10 +9,15 @@ XML_SYSTEM = (
 PLAIN_SYSTEM = "Solve the problem. End your reply with '#### ' followed by the final answer."
 
 
+def system_text(template: str, system_prompt: str | None = None) -> str:
+    """The system message of `data.template` (its answer-format instruction), or the user's own."""
+    return system_prompt if system_prompt is not None else (XML_SYSTEM if template == "xml" else PLAIN_SYSTEM)
+
+
 def prompt_messages(question: str, template: str, system_prompt: str | None = None) -> list[dict]:
     """`system_prompt=None` takes the template's instruction; "" sends no system message
     (the chat template's own default, if it has one, applies)."""
-    system = system_prompt if system_prompt is not None else (XML_SYSTEM if template == "xml" else PLAIN_SYSTEM)
+    system = system_text(template, system_prompt)
     messages = [{"role": "user", "content": question}]
     if system:
         messages.insert(0, {"role": "system", "content": system})

@@ -12,12 +12,14 @@ from rlsys.distributed.actor_output import logged
 from rlsys.distributed.calls import wait_all
 from rlsys.errors import RunError, Unplaceable
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
+from rlsys.distributed.env_pool import EnvPool
 from rlsys.distributed.rollout_pool import RolloutPool
 from rlsys.models.sampling_filter import SamplingFilter
 from rlsys.observability.console import log_dir
 from rlsys.transport.ports import free_port
 from rlsys.workers.critic import Critic
 from rlsys.workers.bare_vllm import bare_vllm_tokens_per_s
+from rlsys.workers.environment import EnvironmentWorker
 from rlsys.workers.learner import Learner
 from rlsys.workers.reward import RewardWorker
 from rlsys.workers.reward_model import RewardModelScorer
@@ -164,6 +166,16 @@ def start_reward_models(cfg: Config) -> dict[str, RemoteRewardModel]:
         wait_all([m.handle.ping.remote() for m in out.values()], list(out), "starting the reward model",
                  cfg.run.timeout("start"))
     return out
+
+
+def env_pool(cfg: Config, cls: type = EnvironmentWorker) -> EnvPool:
+    """The environment actors. Ray restarts one that dies but re-runs none of its calls: the
+    episodes it held lost their state, and the episode runner starts them again."""
+    remote = ray.remote(num_cpus=cfg.env.num_cpus, max_restarts=cfg.env.max_restarts, max_task_retries=0,
+                        **placement_options(cfg.env.resources, "default"))
+    names = [f"env-{i}" for i in range(cfg.env.num_workers)]
+    handles = [remote(logged(cls, logs(cfg), name)).remote(cfg.env) for name in names]
+    return EnvPool(handles, names, cfg.env.step_timeout_s)
 
 
 def start_reward_worker(cfg: Config, cls: type = RewardWorker):

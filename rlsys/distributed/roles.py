@@ -13,7 +13,7 @@ from pathlib import Path
 from rlsys.config import Config
 from rlsys.distributed.groups import ActorGroup, CriticGroup, LearnerGroup, TeacherPool
 from rlsys.errors import RunError
-from rlsys.records import PairItem, PromptItem, Sample, ScoreRequest, TrainItem
+from rlsys.records import PairItem, PromptItem, Sample, ScoreRequest, TrainItem, Trajectory
 from rlsys.transport.weight_sync import choose_backend
 
 
@@ -25,6 +25,7 @@ class Roles:
         self.critics: CriticGroup | None = None
         self.placement: dict[str, list[str]] = {}  # role -> the node id of each of its actors, at start
         self.teachers: TeacherPool | None = None
+        self.envs = self.episode_runner = None  # multi-turn rollouts (env.type)
 
     # ----- start and stop -------------------------------------------------------------
     def start(self, model_path: str, critic_path: str | None, teacher_path: str | None,
@@ -43,6 +44,22 @@ class Roles:
         check_placement(self.cfg)  # roles pinned to resources no node offers: an error now, not a wait
         self.rollout = rollout_pool(self.cfg, model_path)
         self.reward = ActorGroup([start_reward_worker(self.cfg)], ["reward"])
+        if self.cfg.env.type:
+            self.start_environments(model_path)
+
+    def start_environments(self, model_path: str) -> None:
+        """The environment pool and the episode runner that joins it to the rollout pool."""
+        from transformers import AutoTokenizer
+
+        from rlsys.data.templates import system_text
+        from rlsys.distributed.actors import env_pool
+        from rlsys.distributed.episode_runner import EpisodeRunner
+        from rlsys.envs.tokens import TurnTokens
+
+        self.envs = env_pool(self.cfg)
+        self.episode_runner = EpisodeRunner(self.cfg, self.rollout, self.envs,
+                                            TurnTokens(AutoTokenizer.from_pretrained(model_path)),
+                                            system_text(self.cfg.data.template, self.cfg.data.system_prompt))
 
     def start_training(self, model_path: str, critic_path: str | None, teacher_path: str | None,
                        schedule: dict[str, int]) -> None:
@@ -79,6 +96,8 @@ class Roles:
         for group in (self.rollout, self.reward, self.learners, self.critics):
             if group is not None:
                 group.kill()
+        if self.envs is not None:
+            self.envs.kill()
         if self.teachers is not None and not self.cfg.teacher.detached:
             self.teachers.kill()
         if self.control is not None:
@@ -103,6 +122,11 @@ class Roles:
         """Completions of every item, one per temperature, from the rollout engines."""
         return self.rollout.generate(items, temperatures, max_tokens, self.cfg.rollout.top_p, phase,
                                      self._bound(phase), seeds, self.cfg.rollout.top_k)
+
+    def episodes(self, items: list[PromptItem], temperatures: list[float], seeds: list[int],
+                 phase: str = "generation") -> list[Trajectory]:
+        """A group of multi-turn episodes per item (one per temperature), token in, token out."""
+        return self.episode_runner.run(items, temperatures, seeds, phase, self._bound(phase))
 
     def score_windows(self, contexts: list[list[int]], targets: list[list[int]]) -> list:
         """The engines' log-probs of `targets` after `contexts` (perplexity tasks)."""

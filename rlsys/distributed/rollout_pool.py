@@ -167,19 +167,49 @@ class RolloutPool(ActorGroup):
         its replacement (with the same per-request seeds), so no prompt is lost or doubled."""
         n = len(self)
         chunks = [(i * len(items) // n, (i + 1) * len(items) // n) for i in range(n)]
-        done: dict[int, list[Sample]] = {}
-        while len(done) < n:
-            todo = [i for i in range(n) if i not in done]
-            refs = [self.handles[i].generate.remote(
-                [it.prompt_ids for it in items[a:b]], temperatures, max_tokens, top_p, a,
-                seeds=seeds[a:b] if seeds is not None else None, top_k=top_k) for i, (a, b) in ((i, chunks[i]) for i in todo)]
-            results = outcomes(refs, [self.names[i] for i in todo], what, timeout_s)
+
+        def call(i: int):
+            a, b = chunks[i]
+            return self.handles[i].generate.remote([it.prompt_ids for it in items[a:b]], temperatures, max_tokens,
+                                                   top_p, a, seeds=seeds[a:b] if seeds is not None else None,
+                                                   top_k=top_k)
+        done = self._on_every_worker(call, what, timeout_s)
+        return [s for i in range(n) for s in done[i]]
+
+    def continue_turns(self, contexts: list[list[int]], max_tokens: list[int], temperatures: list[float],
+                       seeds: list[int], stop: list[str], top_p: float, top_k: int, homes: list[int],
+                       what: str, timeout_s: float | None) -> list[dict]:
+        """One model turn of each episode (`RolloutWorker.continue_turns`), episode i on worker
+        `homes[i] % len(self)` (the same worker turn after turn, whose prefix cache holds the
+        episode's earlier ids); a worker that died is replaced and its share re-run."""
+        n = len(self)
+        share = [[j for j, h in enumerate(homes) if h % n == i] for i in range(n)]
+
+        def call(i: int):
+            idx = share[i]
+            return self.handles[i].continue_turns.remote([contexts[j] for j in idx], [max_tokens[j] for j in idx],
+                                                         [temperatures[j] for j in idx], [seeds[j] for j in idx],
+                                                         stop, top_p, top_k)
+        done = self._on_every_worker(call, what, timeout_s)
+        out: list = [None] * len(contexts)
+        for i in range(n):
+            for j, turn in zip(share[i], done[i]):
+                out[j] = turn
+        return out
+
+    def _on_every_worker(self, call: Callable[[int], object], what: str, timeout_s: float | None) -> dict[int, list]:
+        """`call(i)` for every worker i; a worker that died is replaced, rejoins the sync group
+        and takes its call again. Each worker's answer, by position."""
+        done: dict[int, list] = {}
+        while len(done) < len(self):
+            todo = [i for i in range(len(self)) if i not in done]
+            results = outcomes([call(i) for i in todo], [self.names[i] for i in todo], what, timeout_s)
             died = [i for i, r in zip(todo, results) if isinstance(r, Died)]
             done.update({i: r for i, r in zip(todo, results) if not isinstance(r, Died)})
             if died:
                 self._replace(died, what)
                 self.rejoin(what)
-        return [s for i in range(n) for s in done[i]]
+        return done
 
     def score_windows(self, contexts: list[list[int]], targets: list[list[int]],
                       timeout_s: float | None) -> list[list[float]]:

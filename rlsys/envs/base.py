@@ -8,6 +8,7 @@ awaits it when it is.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,15 @@ class StepResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+class EnvironmentLost(RuntimeError):
+    """The episode's environment went away with its state (its actor died or overran): the
+    episode is re-run once from its start."""
+
+
+class EnvironmentFailed(RuntimeError):
+    """The episode's environment raised; the message is its error. The episode fails."""
+
+
 class Environment:
     """One episode at a time: `reset(task)` gives the first messages, `step(text)` answers
     each model turn. Subclasses override both; `close` frees what the episode held."""
@@ -43,10 +53,14 @@ class Environment:
 
 
 async def call_step(env: Environment, assistant_text: str) -> StepResult:
-    """`env.step(text)`, awaited when the environment's step is a coroutine."""
-    out = env.step(assistant_text)
-    if inspect.isawaitable(out):
-        out = await out
+    """`env.step(text)`, awaited when the environment's step is a coroutine, in a thread of its
+    own when it is not (so that one episode's slow tool does not hold up the others')."""
+    if inspect.iscoroutinefunction(env.step):
+        out = await env.step(assistant_text)
+    else:
+        out = await asyncio.to_thread(env.step, assistant_text)
+        if inspect.isawaitable(out):
+            out = await out
     if not isinstance(out, StepResult):
         raise TypeError(f"{type(env).__name__}.step returned {type(out).__name__}, not a StepResult")
     return out

@@ -31,6 +31,10 @@ class Episode:
     prompt_ids: list[int]
     temperature: float
     limits: EpisodeLimits
+    key: str = ""
+    """Names the episode to its environment actor."""
+    seed: int | None = None
+    """Seeds the episode's model turns (turn k draws with a seed derived from it and k)."""
     ids: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
@@ -41,6 +45,8 @@ class Episode:
     status: str = "running"
     turn_start: int = 0
     """Where the last model turn's ids begin."""
+    restarted: bool = False
+    """This is the episode's second start (its first environment was lost)."""
     tool_calls: int = 0
     tool_errors: int = 0
     error: str | None = None
@@ -52,6 +58,10 @@ class Episode:
     def context_ids(self) -> list[int]:
         """What the engine continues from: the first prompt and every id since."""
         return self.prompt_ids + self.ids
+
+    def turn_seed(self) -> int | None:
+        """The seed of the next model turn: the same episode draws the same turns on any engine."""
+        return None if self.seed is None else (self.seed + 7919 * len(self.texts)) % 2**48
 
     def tokens_left(self) -> int:
         return self.limits.max_tokens - len(self.ids)

@@ -22,7 +22,7 @@ class ToolEnvironment(Environment):
         return self.format.stop
 
     def reset(self, task: dict) -> list[dict]:
-        system = "\n\n".join(s for s in (self.system_prompt, self.format.instructions(
+        system = "\n\n".join(s for s in (task.get("system", ""), self.system_prompt, self.format.instructions(
             [t.schema() for t in self.tools.values()])) if s)
         return [{"role": "system", "content": system}, {"role": "user", "content": task["question"]}]
 

@@ -25,7 +25,7 @@ class HeldOutEvaluation:
 
     def evaluate(self) -> dict[str, float]:
         cfg, roles, items = self.cfg, self.roles, self.data.evaluation
-        samples = roles.generate(items, [0.0], self.max_tokens, "eval")
+        samples = self._greedy(items)
         self.rows = greedy_rows(samples)
         metrics = task_metrics(
             [s.text for s in samples], [items[s.prompt_index].answer for s in samples],
@@ -74,7 +74,14 @@ class HeldOutEvaluation:
 
     def greedy_check(self, count: int) -> list[dict]:
         """Greedy completions of the first `count` held-out prompts (as evaluation writes them)."""
-        return greedy_rows(self.roles.generate(self.data.evaluation[:count], [0.0], self.max_tokens, "eval"))
+        return greedy_rows(self._greedy(self.data.evaluation[:count]))
+
+    def _greedy(self, items: list[PromptItem]) -> list[Sample]:
+        """Greedy completions of `items`, or greedy episodes with the run's environment (env.type)."""
+        if self.roles.episode_runner is None:
+            return self.roles.generate(items, [0.0], self.max_tokens, "eval")
+        seeds = [request_seed(self.cfg.run.seed, EVAL_DRAWS, i) for i in range(len(items))]
+        return [t.to_sample() for t in self.roles.episodes(items, [0.0], seeds, "eval")]
 
 
 def greedy_rows(samples: list[Sample]) -> list[dict]:

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlsys.algorithms.registry import old_policy_source
+from rlsys.algorithms.turns import trajectory_return
 from rlsys.data.samplers import PromptSampler, group_temperatures, request_seed
 from rlsys.errors import RunError, Unplaceable
 from rlsys.eval.metrics import distill_metrics
 from rlsys.loops.context import RunContext
+from rlsys.observability.episode_metrics import episode_metrics
 from rlsys.observability.iteration_metrics import PhaseTimer, iteration_metrics, shown_samples
 from rlsys.records import PromptItem, Sample, ScoredBatch
 
@@ -34,6 +36,8 @@ class Collected:
     teacher: list[list[float]] | None = None
     distill: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    episodes: dict[str, float] = field(default_factory=dict)
+    """Multi-turn rollouts: turns, tool calls and errors, environment ids, truncations."""
 
 
 def collect(ctx: RunContext, sampler: PromptSampler, it: int,
@@ -47,9 +51,13 @@ def collect(ctx: RunContext, sampler: PromptSampler, it: int,
     indices = sampler.next(cfg.rollout.prompts_per_iteration)
     items = [ctx.data.train[i] for i in indices]
     temps = group_temperatures(cfg.rollout.group_size, cfg.rollout.temperature, cfg.rollout.temperature_range)
-    with engines or nullcontext(), timer("generation"):  # a group of samples per prompt, seeded per prompt
-        samples = roles.generate(items, temps, cfg.rollout.max_new_tokens,
-                                 seeds=[request_seed(cfg.run.seed, it, i) for i in indices])
+    seeds, trajectories = [request_seed(cfg.run.seed, it, i) for i in indices], None
+    with engines or nullcontext(), timer("generation"):  # a group of samples (or multi-turn episodes) per prompt
+        if roles.episode_runner is not None:
+            trajectories = roles.episodes(items, temps, seeds)
+            samples = [t.to_sample() for t in trajectories]
+        else:
+            samples = roles.generate(items, temps, cfg.rollout.max_new_tokens, seeds=seeds)
     if roles.has_teacher:
         with timer("teacher"):  # the teacher's per-token log-probs of every sample
             teacher = roles.teacher_scores(items, samples, by_token=ctx.data.teacher_same_vocab)
@@ -59,7 +67,12 @@ def collect(ctx: RunContext, sampler: PromptSampler, it: int,
                    **roles.teacher_stats(timer.seconds["time/teacher"])}
     with timer("reward"):  # rule, model, teacher and user rewards of every sample
         rewards, parts = roles.rewards(items, samples, teacher)
-    return Collected(it, indices, items, samples, rewards, parts, teacher, distill, timer.seconds)
+    episodes = {}
+    if trajectories is not None:  # the environment's per-turn rewards join the final answer's
+        rewards = [trajectory_return(t.turn_rewards, r, cfg.env.turn_return, cfg.env.gamma)
+                   for t, r in zip(trajectories, rewards)]
+        episodes = episode_metrics(trajectories, roles.episode_runner.restarted)
+    return Collected(it, indices, items, samples, rewards, parts, teacher, distill, timer.seconds, episodes)
 
 
 def learn(ctx: RunContext, batch: Collected, it: int,
@@ -95,7 +108,7 @@ def learn(ctx: RunContext, batch: Collected, it: int,
             except Unplaceable as exc:  # trained, but an engine lost its node: the loop saves this iteration
                 unsynced = exc
     metrics = iteration_metrics(batch.samples, batch.rewards, batch.parts, cfg.rollout.group_size,
-                                {**batch.seconds, **timer.seconds}, batch.distill, scored, algo_metrics,
+                                {**batch.seconds, **timer.seconds}, batch.distill, batch.episodes, scored, algo_metrics,
                                 critic, stats, sync, staleness)
     shown = shown_samples(batch.items, batch.samples, batch.rewards, 2 * cfg.rollout.group_size, batch.indices)
     if unsynced is not None:

@@ -17,7 +17,7 @@ from rlsys.models.logprobs import PackedBatch
 from rlsys.models.no_dropout import load_without_dropout
 from rlsys.algorithms.padding import pad_rows
 from rlsys.training.engine import TrainingEngine, micro_batches
-from rlsys.training.policy import pack, sequence_lengths
+from rlsys.training.policy import loss_mask, pack, sequence_lengths
 from rlsys.records import TrainItem
 
 
@@ -92,7 +92,8 @@ class ValueStep:
         rng = random.Random(self.seed * 7919 + self.steps)
         losses, tokens, clipped = [], 0.0, 0.0
         for micros, total_tokens, _, undo in eng.mini_batches(items, sequence_lengths(items), rng, cfg.epochs,
-                                                               f"critic rank {self.rank}"):
+                                                               f"critic rank {self.rank}",
+                                                               tokens_of=lambda item: item.loss_tokens()):
             mini_loss = 0.0
             for idx in micros:
                 batch = pack(items, idx, self.pad_id)
@@ -101,6 +102,7 @@ class ValueStep:
                 old = pad_rows([items[i].old_values for i in idx], width).to(eng.device)
                 with eng.autocast():
                     values, mask = token_values(eng.module, batch)
+                mask = loss_mask(items, idx, mask.bool())  # a trajectory's environment ids take no value step
                 out = clipped_value_loss(values, old, returns, mask, self.value_clip, total_tokens=total_tokens)
                 eng.backward_and_step(out.loss * undo)
                 mini_loss += float(out.loss.detach())

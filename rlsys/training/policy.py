@@ -83,6 +83,15 @@ def score_logprobs(model: torch.nn.Module, items: list, micro_batch_size: int, c
     return out
 
 
+def loss_mask(items: list, idx: list[int], completion_mask: torch.Tensor) -> torch.Tensor:
+    """[B, Tc] bool: the completion ids the loss applies to (`TrainItem.loss_mask` where an
+    item has one: a multi-turn trajectory's own ids; every completion id otherwise)."""
+    if all(getattr(items[i], "loss_mask", None) is None for i in idx):
+        return completion_mask
+    rows = [items[i].loss_mask if items[i].loss_mask is not None else [1] * len(items[i].completion_ids) for i in idx]
+    return completion_mask & pad_rows(rows, completion_mask.shape[1], torch.bool).to(completion_mask.device)
+
+
 def advantages_of(items: list[TrainItem], idx: list[int], width: int) -> torch.Tensor:
     """[B, 1] sequence advantages, or [B, width] when any item has per-token ones."""
     if all(items[i].token_advantages is None for i in idx):
@@ -129,13 +138,14 @@ class PolicyStep:
         # The shares below are already of the global loss; `undo` cancels DeepSpeed's averaging.
         for m, (micros, total_tokens, total_seqs, undo) in enumerate(eng.mini_batches(
                 items, sequence_lengths(items), rng, cfg.epochs, f"learner rank {self.rank}", split=split,
+                tokens_of=lambda item: item.loss_tokens(),
                 group_of=(lambda item: tuple(item.prompt_ids)) if self.shared else None)):
             mini_loss = 0.0
             for idx in micros:
-                out, lp, lm, tis = self._micro_loss(items, idx, total_tokens, total_seqs)
+                out, lp, mask, lm, tis = self._micro_loss(items, idx, total_tokens, total_seqs)
                 eng.backward_and_step(mix_lm_loss(out.loss * undo, lm, coef))
                 if m == 0:  # before any update: the learner's policy against the sampler's
-                    add_mismatch(mismatch, items, idx, lp)
+                    add_mismatch(mismatch, items, idx, lp.logprobs, mask)
                 done = pass_work([items[i].prompt_ids for i in idx], [items[i].completion_ids for i in idx], self.shared)
                 work = [a + b for a, b in zip(work, done)]
                 mini_loss += float(out.loss.detach())
@@ -143,7 +153,7 @@ class PolicyStep:
                     sums.setdefault("lpt_loss", []).append(float(lm.detach()))
                 n = float(out.n_tokens)
                 tokens += n
-                mask = lp.mask.float()
+                mask = mask.float()
                 pairs = [("clip_fraction", out.clip_fraction), ("kl", out.kl), ("ratio", out.ratio_mean),
                          ("approx_kl", out.approx_kl), ("entropy", (lp.entropy * mask).sum() / mask.sum().clamp(min=1))]
                 if tis is not None:
@@ -168,6 +178,7 @@ class PolicyStep:
                                   with_entropy=True, keep=self.keep)
             lm = self._lm_loss() if self.lm_stream is not None else None
         width = lp.mask.shape[1]
+        mask = loss_mask(items, idx, lp.mask)
         sampling = None
         if all(items[i].sampling_logprobs is not None for i in idx):
             sampling = pad_rows([items[i].sampling_logprobs for i in idx], width).to(eng.device)
@@ -182,11 +193,11 @@ class PolicyStep:
         adv = advantages_of(items, idx, width).to(eng.device)
         tis = None
         if self.old.tis_cap is not None and sampling is not None:
-            tis = tis_weights(old_lp, sampling, lp.mask, self.old.tis_cap)
-        out = self.loss_fn(lp.logprobs, old_lp, adv, lp.mask, ref_lp, **self.loss_kwargs, total_tokens=total_tokens,
+            tis = tis_weights(old_lp, sampling, mask, self.old.tis_cap)
+        out = self.loss_fn(lp.logprobs, old_lp, adv, mask, ref_lp, **self.loss_kwargs, total_tokens=total_tokens,
                            total_sequences=total_seqs, max_tokens=self.max_new_tokens,
                            is_weights=tis.weights if tis is not None else None)
-        return out, lp, lm, tis
+        return out, lp, mask, lm, tis
 
     def _lm_loss(self) -> torch.Tensor:
         """L_PT on the next blocks of this rank's text stream."""
@@ -203,16 +214,24 @@ def logprob_mismatch(items: list, learner: list[list[float]]) -> dict[str, float
     sums: dict[str, float] = {}
     for it, lp in zip(items, learner):
         if it.sampling_logprobs is not None and len(it.sampling_logprobs) == len(lp) and lp:
-            _accumulate(sums, torch.tensor(lp, dtype=torch.float64), torch.tensor(it.sampling_logprobs, dtype=torch.float64))
+            keep = torch.tensor(getattr(it, "loss_mask", None) or [1] * len(lp), dtype=torch.bool)
+            if keep.any():
+                _accumulate(sums, torch.tensor(lp, dtype=torch.float64)[keep],
+                            torch.tensor(it.sampling_logprobs, dtype=torch.float64)[keep])
     return mismatch_stats(sums)
 
 
-def add_mismatch(sums: dict[str, float], items: list, idx: list[int], lp: TokenLogprobs) -> None:
-    """Accumulate the mismatch of one micro-batch's (pre-update) training-pass log-probs."""
+def add_mismatch(sums: dict[str, float], items: list, idx: list[int], logprobs: torch.Tensor,
+                 mask: torch.Tensor) -> None:
+    """Accumulate the mismatch of one micro-batch's (pre-update) training-pass log-probs, on
+    the ids the loss applies to (a trajectory's environment ids were not sampled)."""
     for row, i in enumerate(idx):
         s = items[i].sampling_logprobs
         if s is not None and len(s) == len(items[i].completion_ids) and s:
-            _accumulate(sums, lp.logprobs[row, : len(s)].detach().double().cpu(), torch.tensor(s, dtype=torch.float64))
+            keep = mask[row, : len(s)].cpu()
+            if keep.any():
+                _accumulate(sums, logprobs[row, : len(s)].detach().double().cpu()[keep],
+                            torch.tensor(s, dtype=torch.float64)[keep])
 
 
 def _accumulate(sums: dict[str, float], learner: torch.Tensor, sampler: torch.Tensor) -> None:

@@ -146,6 +146,30 @@ class RolloutWorker:
                 )
         return samples
 
+    def continue_turns(self, contexts: list[list[int]], max_tokens: list[int], temperatures: list[float],
+                       seeds: list[int | None], stop: list[str], top_p: float = 1.0, top_k: int = 0) -> list[dict]:
+        """One model turn of each multi-turn episode: continue each from its ids (the engine's
+        prefix cache holds what the episode's earlier turns computed) for at most its
+        `max_tokens`, stopping at the end-of-turn token or a `stop` string (kept in the
+        text, so that the environment reads the whole tool call). The sampled ids come back
+        as sampled, with their log-probs and this engine's weight version."""
+        from vllm import SamplingParams
+
+        requests = [{"prompt_token_ids": list(c)} for c in contexts]
+        params = [SamplingParams(n=1, temperature=t, top_p=1.0 if t == 0 else top_p, top_k=0 if t == 0 else top_k,
+                                 max_tokens=m, logprobs=0, seed=None if t == 0 else seed, stop=stop or None,
+                                 include_stop_str_in_output=True)
+                  for m, t, seed in zip(max_tokens, temperatures, seeds)]
+        with exit_if_engine_died(self.name):
+            outputs = self.llm.generate(requests, params, use_tqdm=False, lora_request=self.adapter)
+        turns = []
+        for out in outputs:
+            comp = out.outputs[0]
+            ids = list(comp.token_ids)
+            turns.append({"ids": ids, "logprobs": [entry[tok].logprob for tok, entry in zip(ids, comp.logprobs)],
+                          "text": comp.text, "finish_reason": str(comp.finish_reason), "version": self.version})
+        return turns
+
     def score_windows(self, contexts: list[list[int]], targets: list[list[int]]) -> list[list[float]]:
         """log p(targets[i][j] | contexts[i], targets[i][:j]) under the engine's current weights
         (vLLM prompt log-probs), for held-out perplexity during training."""

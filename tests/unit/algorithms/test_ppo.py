@@ -116,3 +116,31 @@ def test_algorithm_config_is_discriminated_and_defaults_to_grpo(tmp_path):
     assert load_config(None, ["algorithm.type=ppo", "rollout.group_size=1", "rollout.prompts_per_iteration=8"])
     with pytest.raises(ConfigError, match="critic"):
         load_config(None, ["algorithm.type=ppo", "critic.num_ranks=3"])
+
+
+def test_ppo_on_trajectories_steps_over_environment_ids():
+    """Two-turn trajectories: model ids, then environment ids (loss mask 0), then model ids. The
+    reward sits on the last model id, GAE runs over the model ids as one chain (brute force on
+    them alone), and environment ids get advantage 0 and return 0."""
+    cfg = load_config(None, ["algorithm.type=ppo", "algorithm.gamma=0.9", "algorithm.lam=0.8",
+                             "algorithm.whiten_advantages=false", "rollout.group_size=1",
+                             "rollout.prompts_per_iteration=2", "learner.mini_batch_size=2", "learner.micro_batch_size=2"])
+    algo = build_algorithm(cfg)
+    masks = [[1, 1, 0, 0, 0, 1, 1], [1, 0, 0, 1]]
+    samples = [Sample(i, [1, 2], list(range(20, 20 + len(m))), f"t{i}", [-0.5 if x else 0.0 for x in m], "stop", 0,
+                      1.0, loss_mask=m) for i, m in enumerate(masks)]
+    gen = random.Random(3)
+    values = [[gen.uniform(-1, 1) for _ in m] for m in masks]
+    old = [[-0.5] * len(m) for m in masks]
+    rewards = [1.5, -0.5]
+    items, _ = algo.train_items(ScoredBatch(samples, rewards, 1, None, old, None, values))
+    for item, m, v, r in zip(items, masks, values, rewards):
+        model = [t for t, x in enumerate(m) if x]
+        chain_r = [r if t == model[-1] else 0.0 for t in model]
+        adv, ret = _brute_gae(chain_r, [v[t] for t in model], 0.9, 0.8)
+        want_adv, want_ret = [0.0] * len(m), [0.0] * len(m)
+        for k, t in enumerate(model):
+            want_adv[t], want_ret[t] = adv[k], ret[k]
+        assert item.token_advantages == pytest.approx(want_adv, abs=1e-12)
+        assert item.returns == pytest.approx(want_ret, abs=1e-12)
+        assert item.loss_mask == m

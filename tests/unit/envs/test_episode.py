@@ -150,3 +150,34 @@ def test_a_template_that_rewrites_history_is_refused():
     tt = TurnTokens(Rewriting())
     with pytest.raises(ValueError, match="rewrites the history"):
         tt.observation_ids([{"role": "tool", "content": "1"}])
+
+
+def test_an_episode_whose_environment_is_lost_is_re_run_once_from_its_start(tok):
+    from rlsys.envs.base import EnvironmentLost
+
+    tt = TurnTokens(tok)
+    prompt = tt.prompt_ids([{"role": "user", "content": "q"}])
+    losses = {0: 1, 1: 2}  # episode 0 loses its environment once, episode 1 twice
+
+    def step(episodes, texts):
+        out = []
+        for e in episodes:
+            if losses[e.prompt_index] > 0:
+                losses[e.prompt_index] -= 1
+                out.append(EnvironmentLost("actor died"))
+            else:
+                out.append(StepResult(done=True))
+        return out
+
+    restarted = []
+
+    def restart(e):
+        restarted.append(e.prompt_index)
+        return Episode(e.prompt_index, e.prompt_ids, e.temperature, e.limits)
+
+    t0, t1 = run_episodes([Episode(i, prompt, 1.0, EpisodeLimits()) for i in range(2)],
+                          _scripted(tok, [["a", "b"], ["c", "d"]]), step, tt, restart)
+    assert restarted == [0, 1]
+    # episode 0: its second run is the one kept, one model turn (the second scripted reply)
+    assert t0.status == "done" and t0.final_text == "b" and len(t0.turn_ends) == 1
+    assert t1.status == "failed" and "actor died" in t1.error
