@@ -82,7 +82,7 @@ def test_the_loops_commands_and_preparation_leave_workers_to_the_groups():
 
 def test_ray_is_imported_only_where_actors_are_made_or_driven():
     """Workers, training, algorithms, models, data and rewards are plain classes and functions."""
-    plain = ("workers", "training", "algorithms", "models", "data", "rewards", "transport", "config")
+    plain = ("workers", "training", "envs", "algorithms", "models", "data", "rewards", "transport", "config")
     users = []
     for package in plain:
         for path in sorted((REPO / "rlsys" / package).rglob("*.py")):
