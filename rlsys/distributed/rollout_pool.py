@@ -109,12 +109,15 @@ class RolloutPool(ActorGroup):
 
     def scale(self, size: int) -> dict:
         """Grow or shrink to `size` workers between iterations (removed ones are idle then)."""
+        import ray
+
         if size < 1:
             raise RunError(f"rollout workers: cannot scale to {size}; keep at least 1")
         before = len(self)
         while len(self) > size:
             handle = self.handles.pop()
             self.names.pop()
+            ray.wait([handle.stop_watch.remote()], timeout=5.0)  # its engine's end is on purpose
             self._kill(handle)
         while len(self) < size:
             slot = max(self.slots) + 1
@@ -149,6 +152,13 @@ class RolloutPool(ActorGroup):
             ray.kill(handle)
         except Exception:  # already gone
             pass
+
+    def kill(self) -> None:
+        """End every worker, each told first that its engine's end is on purpose."""
+        import ray
+
+        ray.wait([h.stop_watch.remote() for h in self.handles], num_returns=len(self.handles), timeout=5.0)
+        super().kill()
 
     def take_events(self) -> list[dict]:
         events, self.events = self.events, []

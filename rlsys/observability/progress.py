@@ -19,6 +19,10 @@ HEADLINE = (
     ("train/loss", "loss", "{:.4f}", 7),
     ("train/accuracy", "pref acc", "{:.2f}", 7),
     ("ppo/explained_variance", "critic ev", "{:.2f}", 4),
+    ("rollout/turns_mean", "turns", "{:.1f}", 6),
+    ("rollout/tool_calls", "tools", "{:.0f}", 5),
+    ("rollout/tool_errors", "tool errors", "{:.0f}", 4),
+    ("rollout/truncated", "truncated", "{:.2f}", 3),
 )
 # Phases, in the order an iteration runs them: (metric, label).
 PHASES = (

@@ -81,6 +81,11 @@ class RolloutWorker:
         self.watch.check()
         return f"{self.name} pid={os.getpid()} version={self.version}"
 
+    def stop_watch(self) -> None:
+        """Before a deliberate shutdown: Ray may end the engine's processes before the actor's
+        own, which is no death to report."""
+        self.watch.stop()
+
     def generate(
         self,
         prompt_ids: list[list[int]],
