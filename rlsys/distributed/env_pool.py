@@ -69,9 +69,12 @@ class EnvPool:
             else:
                 try:
                     answers = [EnvironmentFailed(r) if isinstance(r, str) else r for r in ray.get(ref)]
-                except (RayActorError, RayTaskError) as exc:
+                except RayActorError as exc:
                     self.lost += 1
-                    answers = [EnvironmentLost(f"{self.names[a]} died: {type(exc).__name__}")] * len(idx)
+                    answers = [EnvironmentLost(f"{self.names[a]} died ({type(exc).__name__})")] * len(idx)
+                except RayTaskError as exc:  # the worker's own code failed: every episode of the call fails
+                    cause = exc.cause if exc.cause is not None else exc
+                    answers = [EnvironmentFailed(f"{self.names[a]}: {type(cause).__name__}: {cause}")] * len(idx)
             for i, answer in zip(idx, answers):
                 out[i] = answer
         for key, r in zip(keys, out):

@@ -1,7 +1,8 @@
 """EnvironmentWorker: the environments of the episodes assigned to it, one per episode, kept
 between that episode's turns. Steps of different episodes run concurrently (an environment's
-`step` may be a coroutine); a step that overruns is the caller's to bound (the pool's timeout
-fails the episode and replaces this actor)."""
+`step` may be a coroutine, else it runs in a thread); a step that overruns is the caller's to
+bound (the pool's timeout loses the actor's episodes and restarts it). As a Ray actor it is an
+async actor (its methods are coroutines)."""
 
 from __future__ import annotations
 
@@ -21,23 +22,20 @@ class EnvironmentWorker:
     def stop_strings(self) -> list[str]:
         return self.stop
 
-    def reset(self, keys: list[str], tasks: list[dict]) -> list[list[dict] | str]:
+    async def reset(self, keys: list[str], tasks: list[dict]) -> list[list[dict] | str]:
         """A fresh environment per episode key and its first messages (or the error it raised)."""
-        return asyncio.run(self._gather([self._reset(k, t) for k, t in zip(keys, tasks)]))
+        return list(await asyncio.gather(*(self._reset(k, t) for k, t in zip(keys, tasks))))
 
-    def step(self, keys: list[str], texts: list[str]) -> list[StepResult | str]:
+    async def step(self, keys: list[str], texts: list[str]) -> list[StepResult | str]:
         """Each episode's environment's answer to its model turn (or the error it raised); a
         finished or failed episode's environment is closed."""
-        return asyncio.run(self._gather([self._step(k, t) for k, t in zip(keys, texts)]))
+        return list(await asyncio.gather(*(self._step(k, t) for k, t in zip(keys, texts))))
 
     def close(self, keys: list[str]) -> None:
         for key in keys:
             env = self.envs.pop(key, None)
             if env is not None:
                 getattr(env, "close", lambda: None)()
-
-    async def _gather(self, calls):
-        return list(await asyncio.gather(*calls))
 
     async def _reset(self, key: str, task: dict):
         try:

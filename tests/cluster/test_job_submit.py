@@ -20,7 +20,9 @@ from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-ITERATIONS = 4
+# Enough iterations (about a second each here) that `ray job stop`, sent once the first is
+# logged, lands while the run is still going.
+ITERATIONS = 20
 
 
 def _rows(path):

@@ -74,7 +74,7 @@ def test_bad_environments_and_tools_end_as_counted_failures_or_reruns(local_ray,
         p.unlink()
     cfg = Config.model_validate({
         "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 512},
-        "rollout": {"num_workers": 1, "kv_cache_gib": 0.25, "prompts_per_iteration": 6, "group_size": 1,
+        "rollout": {"num_workers": 1, "kv_cache_gib": 0.25, "prompts_per_iteration": 3, "group_size": 2,
                     "max_new_tokens": 8, "num_cpus": 0.25},
         "learner": {"mini_batch_size": 6, "micro_batch_size": 6},
         "env": {"type": "tools", "max_turns": 4, "max_tokens": 400, "step_timeout_s": 4, "num_workers": 3,
@@ -99,7 +99,8 @@ def test_bad_environments_and_tools_end_as_counted_failures_or_reruns(local_ray,
     for q in ("hang once", "die once"):
         assert by_q[q].status == "done" and len(by_q[q].turn_ends) == 2, (q, by_q[q])
     # an actor's loss loses every episode it held: fine and bad utf8 were re-run with them
-    assert runner.restarted == 4 and envs.lost == 2
+    # (a reset sent to an actor while Ray restarts it is lost too, and tried once more)
+    assert runner.restarted == 4 and envs.lost >= 2
     for q in ("huge", "bad utf8"):
         t = by_q[q]
         assert t.status == "done" and t.tool_calls == 2 and t.tool_errors == 2

@@ -48,7 +48,7 @@ def test_learner_logprobs_on_three_turn_trajectories_equal_vllms(local_ray, tiny
         def generate(eps):
             contexts_seen.append([e.context_ids() for e in eps])
             turns = local_ray.get(rollout.continue_turns.remote(
-                [e.context_ids() for e in eps], [min(12, e.tokens_left()) for e in eps], [e.temperature] * len(eps),
+                [e.context_ids() for e in eps], [min(12, e.tokens_left()) for e in eps], [e.temperature for e in eps],
                 [100 * e.prompt_index + len(e.texts) for e in eps], []))
             return [ModelTurn(t["ids"], t["logprobs"], t["text"], t["version"]) for t in turns]
 
