@@ -27,6 +27,11 @@ class EnvConfig(Section):
     system_prompt: str = ""
     """type tools: text before the tools' description in the system message (e.g. a worked
     example of the call format)."""
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+    """type tools: worked exchanges shown before each task, e.g. `{question: "What is 23 - 58 +
+    4?", tool: calculator, arguments: {expression: "23 - 58 + 4"}}`: the question, the model's
+    call in `tool_format`, the tool's real answer and "The answer is ...". A small model copies
+    the call format from an example far more often than from a description alone."""
     max_turns: int = Field(4, ge=1)
     """Model turns per episode at most; an episode still calling tools after them is truncated."""
     max_tokens: int = Field(512, ge=1)

@@ -10,6 +10,7 @@ from rlsys.algorithms.registry import build_algorithm, old_policy, policy_loss_k
 from rlsys.config import Config, LearnerConfig
 from rlsys.distributed.actor_output import logged
 from rlsys.distributed.calls import wait_all
+from rlsys.distributed.cluster import placement_problems
 from rlsys.errors import RunError, Unplaceable
 from rlsys.distributed.groups import CriticGroup, LearnerGroup, TeacherPool
 from rlsys.distributed.env_pool import EnvPool
@@ -86,8 +87,13 @@ def _ranks(cls, lc: LearnerConfig, before: tuple, after: tuple, timeout_s: float
         ray.get(group.ready(), timeout=timeout_s)
     except ray.exceptions.GetTimeoutError:
         ray.util.remove_placement_group(group)
+        # A node lost moments ago still counts in the cluster's resources until its heartbeats
+        # time out, so the check before the start may have passed: say now what is missing.
+        missing = placement_problems({cls.__name__.lower(): {k: v * lc.num_ranks for k, v in lc.resources.items()}},
+                                     ray.cluster_resources())
+        lacks = "; ".join(missing) if missing else "the cluster lacks the CPUs/GPUs (see `ray status`)"
         raise Unplaceable(f"{cls.__name__}: {lc.num_ranks} rank(s) of {bundle} could not be placed within {timeout_s:.0f}s; "
-                       "the cluster lacks the CPUs/GPUs (see `ray status`): lower num_cpus/num_gpus or add nodes") from None
+                       f"{lacks}: lower num_cpus/num_gpus, change the role's resources or add nodes") from None
     remote = ray.remote(max_restarts=0, **(options or {}))(logged(cls, output, cls.__name__.lower()))
     attempt = 0
     while True:

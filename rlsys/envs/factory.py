@@ -16,7 +16,7 @@ def build_environment(cfg: EnvConfig) -> Environment:
     if cfg.type == "tools":
         tools = {"calculator": Calculator, "python": lambda: PythonSandbox(cfg.tool_timeout_s, cfg.tool_memory_mb)}
         return ToolEnvironment([tools[name]() for name in cfg.tools], cfg.tool_format, cfg.system_prompt,
-                               cfg.max_output_chars)
+                               cfg.max_output_chars, cfg.examples)
     module_name, sep, attr = (cfg.type or "").partition(":")
     if not sep:
         module_name, _, attr = module_name.rpartition(".")

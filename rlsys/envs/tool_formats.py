@@ -51,6 +51,9 @@ class SmolLM2Tools:
     def result_message(self, call: ToolCall, output: str) -> dict:
         return {"role": "tool", "content": output}
 
+    def render_call(self, name: str, arguments: dict) -> str:
+        return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
+
 
 class GemmaTools:
     name = "gemma"
@@ -78,6 +81,10 @@ class GemmaTools:
 
     def result_message(self, call: ToolCall, output: str) -> dict:
         return {"role": "user", "content": f"```tool_output\n{output}\n```"}
+
+    def render_call(self, name: str, arguments: dict) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        return f"```tool_code\n{name}({args})\n```"
 
 
 FORMATS = {f.name: f for f in (SmolLM2Tools(), GemmaTools())}

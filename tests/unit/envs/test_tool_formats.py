@@ -40,3 +40,16 @@ def test_the_environment_answers_each_call_and_counts_errors():
         assert not r.done and r.tool_calls == 2 and r.tool_errors == 1
         assert "42" in r.messages[0]["content"] and "no tool named 'search'" in r.messages[1]["content"]
         assert env.step("It is 42.").done
+
+
+def test_a_worked_example_comes_before_the_task_with_the_tools_real_answer():
+    for name in ("smollm2", "gemma"):
+        env = ToolEnvironment([Calculator()], format_name=name,
+                              examples=[{"question": "What is 2 - 9?", "tool": "calculator", "arguments": {"expression": "2 - 9"}}])
+        messages = env.reset({"question": "What is 1 + 1?"})
+        assert [m["role"] for m in messages][:2] == ["system", "user"] and messages[-1]["content"] == "What is 1 + 1?"
+        call, result, answer = messages[2], messages[3], messages[4]
+        # the example's call is one the environment itself reads back
+        [parsed] = env.format.parse(call["content"])
+        assert (parsed.name, parsed.arguments) == ("calculator", {"expression": "2 - 9"})
+        assert "-7" in result["content"] and answer == {"role": "assistant", "content": "The answer is -7."}
