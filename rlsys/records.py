@@ -93,6 +93,10 @@ class Trajectory:
     tool_calls: int = 0
     tool_errors: int = 0
     error: str | None = None
+    turn_texts: list[str] = field(default_factory=list)
+    """Per model turn: its text (decoded for the environment and the sample log)."""
+    observations: list[list[dict]] = field(default_factory=list)
+    """Per model turn: the environment's messages after it (for the sample log)."""
 
     @property
     def truncated(self) -> bool:
@@ -101,6 +105,15 @@ class Trajectory:
     @property
     def env_tokens(self) -> int:
         return len(self.loss_mask) - sum(self.loss_mask)
+
+    def log_row(self) -> dict:
+        """The trajectory as samples.jsonl shows it: each turn's text, reward and the
+        environment's answer, the tool counts and how it ended."""
+        turns = [{"model": text, "reward": r,
+                  "env": "\n".join(str(m.get("content", "")) for m in obs)}
+                 for text, r, obs in zip(self.turn_texts, self.turn_rewards, self.observations + [[]] * len(self.turn_texts))]
+        return {"turns": turns, "status": self.status, "tool_calls": self.tool_calls, "tool_errors": self.tool_errors,
+                **({"error": self.error} if self.error else {})}
 
     def to_sample(self) -> Sample:
         """The trajectory as the rest of a run handles a completion: its final text for the

@@ -16,10 +16,12 @@ class EnvConfig(Section):
 
     type: str | None = None
     """None: single-turn rollouts. `tools`: the built-in tool-calling environment (`tools`,
-    `tool_format`). Or a dotted path `package.module:Class` to an `rlsys.envs.base.Environment`
-    subclass, built with `kwargs`."""
+    `tool_format`). `reasoning_gym`: the data's reasoning-gym tasks scored by reasoning-gym's own
+    scorer, one turn or `kwargs.attempts` tries (rlsys.envs.reasoning_gym_env). Or a dotted path
+    `package.module:Class` to an `rlsys.envs.base.Environment` subclass, built with `kwargs`."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Keyword arguments of a user environment's class."""
+    """Keyword arguments of a user environment's class (`reasoning_gym`: `attempts`, `answer`
+    (`tag` or `last_number`), `feedback`)."""
     tools: list[Literal["calculator", "python"]] = Field(default_factory=lambda: ["calculator"])
     """type tools: the tools offered to the model."""
     tool_format: Literal["smollm2", "gemma"] = "smollm2"

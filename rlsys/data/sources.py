@@ -83,7 +83,7 @@ def load_reasoning_gym(name: str, size: int, seed: int, **kwargs: Any) -> list[T
         raise DataError(f"reasoning-gym task {name!r} with {kwargs}: {exc}") from exc
     kept = ("expression", "answer_cot")  # what a worked solution is built from (rlsys.data.solutions)
     return [Task(str(e["question"]), str(e["answer"]),
-                 {"source": name, "where": f"{name} task {i}",
+                 {"source": name, "where": f"{name} task {i}", "reasoning_gym_metadata": e.get("metadata", {}),
                   **{k: e["metadata"][k] for k in kept if k in e.get("metadata", {})}})
             for i, e in enumerate(dataset)]
 

@@ -42,6 +42,8 @@ class Episode:
     turn_versions: list[int] = field(default_factory=list)
     turn_rewards: list[float] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    observations: list[list[dict]] = field(default_factory=list)
+    """Per model turn: the messages the environment answered it with (empty when it ended the episode)."""
     status: str = "running"
     turn_start: int = 0
     """Where the last model turn's ids begin."""
@@ -88,6 +90,7 @@ class Episode:
         """The environment's answer to the model's last turn; ends the episode when it is done
         or when the budgets leave no room for another model turn."""
         self.turn_rewards[-1] += result.reward
+        self.observations.append(list(result.messages))
         self.tool_calls += result.tool_calls
         self.tool_errors += result.tool_errors
         if result.done:
@@ -113,4 +116,5 @@ class Episode:
             loss_mask=list(self.mask), sampling_logprobs=list(self.logprobs), turn_ends=list(self.turn_ends),
             turn_rewards=list(self.turn_rewards), turn_versions=list(self.turn_versions), status=self.status,
             temperature=self.temperature, final_text=self.texts[-1] if self.texts else "",
-            tool_calls=self.tool_calls, tool_errors=self.tool_errors, error=self.error)
+            tool_calls=self.tool_calls, tool_errors=self.tool_errors, error=self.error,
+            turn_texts=list(self.texts), observations=[list(o) for o in self.observations])

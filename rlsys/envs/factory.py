@@ -1,5 +1,5 @@
-"""The environment a run's `env` section names: the built-in tool environment or a user's
-class by dotted path."""
+"""The environment a run's `env` section names: the built-in tool environment, reasoning-gym's
+tasks, or a user's class by dotted path."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib
 
 from rlsys.config.env import EnvConfig
 from rlsys.envs.base import Environment
+from rlsys.envs.reasoning_gym_env import ReasoningGymEnvironment
 from rlsys.envs.tool_env import ToolEnvironment
 from rlsys.envs.tools.calculator import Calculator
 from rlsys.envs.tools.python_sandbox import PythonSandbox
@@ -17,11 +18,13 @@ def build_environment(cfg: EnvConfig) -> Environment:
         tools = {"calculator": Calculator, "python": lambda: PythonSandbox(cfg.tool_timeout_s, cfg.tool_memory_mb)}
         return ToolEnvironment([tools[name]() for name in cfg.tools], cfg.tool_format, cfg.system_prompt,
                                cfg.max_output_chars, cfg.examples)
+    if cfg.type == "reasoning_gym":
+        return ReasoningGymEnvironment(**cfg.kwargs)
     module_name, sep, attr = (cfg.type or "").partition(":")
     if not sep:
         module_name, _, attr = module_name.rpartition(".")
     if not module_name:
-        raise ValueError(f"env.type {cfg.type!r}: `tools` or a dotted path package.module:Class")
+        raise ValueError(f"env.type {cfg.type!r}: `tools`, `reasoning_gym` or a dotted path package.module:Class")
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:

@@ -20,7 +20,7 @@ from rlsys.eval.metrics import distill_metrics
 from rlsys.loops.context import RunContext
 from rlsys.observability.episode_metrics import episode_metrics
 from rlsys.observability.iteration_metrics import PhaseTimer, iteration_metrics, shown_samples
-from rlsys.records import PromptItem, Sample, ScoredBatch
+from rlsys.records import PromptItem, Sample, ScoredBatch, Trajectory
 
 
 @dataclass
@@ -38,6 +38,8 @@ class Collected:
     seconds: dict[str, float] = field(default_factory=dict)
     episodes: dict[str, float] = field(default_factory=dict)
     """Multi-turn rollouts: turns, tool calls and errors, environment ids, truncations."""
+    trajectories: list[Trajectory] | None = None
+    """Multi-turn rollouts: the episodes behind `samples` (for the sample log)."""
 
 
 def collect(ctx: RunContext, sampler: PromptSampler, it: int,
@@ -72,7 +74,8 @@ def collect(ctx: RunContext, sampler: PromptSampler, it: int,
         rewards = [trajectory_return(t.turn_rewards, r, cfg.env.turn_return, cfg.env.gamma)
                    for t, r in zip(trajectories, rewards)]
         episodes = episode_metrics(trajectories, roles.episode_runner.restarted)
-    return Collected(it, indices, items, samples, rewards, parts, teacher, distill, timer.seconds, episodes)
+    return Collected(it, indices, items, samples, rewards, parts, teacher, distill, timer.seconds, episodes,
+                     trajectories)
 
 
 def learn(ctx: RunContext, batch: Collected, it: int,
@@ -110,7 +113,8 @@ def learn(ctx: RunContext, batch: Collected, it: int,
     metrics = iteration_metrics(batch.samples, batch.rewards, batch.parts, cfg.rollout.group_size,
                                 {**batch.seconds, **timer.seconds}, batch.distill, batch.episodes, scored, algo_metrics,
                                 critic, stats, sync, staleness)
-    shown = shown_samples(batch.items, batch.samples, batch.rewards, 2 * cfg.rollout.group_size, batch.indices)
+    shown = shown_samples(batch.items, batch.samples, batch.rewards, 2 * cfg.rollout.group_size, batch.indices,
+                          batch.trajectories)
     if unsynced is not None:
         roles.version += 1  # the learner's weights are this iteration's; a resume pushes them as such
         raise TrainedButUnsynced(str(unsynced), metrics, shown)

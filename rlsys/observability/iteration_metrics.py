@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from rlsys.records import PromptItem, Sample
+from rlsys.records import PromptItem, Sample, Trajectory
 
 
 class PhaseTimer:
@@ -61,10 +61,14 @@ def iteration_metrics(samples: list[Sample], rewards: list[float], parts: dict[s
 
 
 def shown_samples(items: list[PromptItem], samples: list[Sample], rewards: list[float], n: int,
-                  data_index: list[int]) -> list[dict]:
+                  data_index: list[int], trajectories: list[Trajectory] | None = None) -> list[dict]:
     """The first `n` samples as the sample log shows them; `data_index` (the prompts' indices in
-    the training set) lets two runs be compared prompt by prompt."""
-    return [{"data_index": data_index[s.prompt_index], "prompt_index": s.prompt_index,
+    the training set) lets two runs be compared prompt by prompt. Multi-turn samples also show
+    their episode: each turn, its reward and the environment's answer (`Trajectory.log_row`)."""
+    rows = [{"data_index": data_index[s.prompt_index], "prompt_index": s.prompt_index,
              "answer": items[s.prompt_index].answer, "completion": s.text, "reward": r,
              "temperature": s.temperature, "finished": s.finish_reason == "stop"}
             for s, r in zip(samples[:n], rewards)]
+    for row, t in zip(rows, trajectories or []):
+        row.update(t.log_row())
+    return rows

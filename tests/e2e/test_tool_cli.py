@@ -4,6 +4,7 @@ the learner agrees with vLLM on the model's own ids (the environment's ids are n
 the trajectories a turn loop kept are what the learner trained on."""
 
 import json
+import re
 
 import pytest
 
@@ -31,3 +32,14 @@ def test_tool_smoke_calls_tools_and_trains_on_the_sampled_ids(tmp_path):
     assert multi, "no trained item had environment ids"
     for b in multi:
         assert len(b["loss_mask"]) == len(b["completion_ids"]) and b["loss_mask"][0] == 1 and b["loss_mask"][-1] == 1
+    # samples.jsonl shows each episode turn by turn: a calculator's answer is the expression in the
+    # model's call, evaluated here by Python
+    shown = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert shown and all(r["turns"] and r["status"] in ("done", "max_turns", "max_tokens", "failed") for r in shown)
+    for r in shown:
+        for turn in r["turns"][:-1]:
+            call = re.search(r'"expression":\s*"([0-9+\-*/ ()]+)"', turn["model"])
+            if call and "error" not in turn["env"] and float(eval(call.group(1))).is_integer():
+                assert turn["env"].strip() == str(int(eval(call.group(1)))), turn
+        assert r["turns"][-1]["model"] == r["completion"]
+    assert sum(len(r["turns"]) > 1 for r in shown) > 0

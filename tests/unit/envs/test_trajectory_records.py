@@ -26,3 +26,15 @@ def test_episode_metrics_by_hand():
     assert m["rollout/tool_calls"] == 3 and m["rollout/tool_errors"] == 1
     assert m["rollout/env_tokens"] == (2 + 3 + 0 + 0) / 4
     assert m["rollout/truncated"] == 0.25 and m["rollout/env_failures"] == 1 and m["rollout/env_restarts"] == 1
+
+
+def test_the_sample_log_row_shows_each_turn_with_its_reward_and_the_environments_answer():
+    t = _traj("max_tokens", [1, 0, 1], [0, 2], calls=1)
+    t.turn_rewards = [0.25, 1.0]
+    t.turn_texts = ['<tool_call>{"name": "calculator"}</tool_call>', "The answer is 4."]
+    t.observations = [[{"role": "tool", "content": "4"}, {"role": "user", "content": "go on"}]]  # none after the last
+    assert t.log_row() == {"turns": [{"model": t.turn_texts[0], "reward": 0.25, "env": "4\ngo on"},
+                                     {"model": "The answer is 4.", "reward": 1.0, "env": ""}],
+                           "status": "max_tokens", "tool_calls": 1, "tool_errors": 0}
+    t.status, t.error = "failed", "RuntimeError: broke"
+    assert t.log_row()["error"] == "RuntimeError: broke"
