@@ -51,13 +51,15 @@ def informative_samples(rewards: list[float], group_size: int, multiple: int) ->
     """Indices (in order) of the samples whose group's rewards differ: the only ones a
     group-relative advantage gives a gradient when nothing else (a KL term) does. Topped up
     with samples of equal-reward groups, in order, to a multiple of `multiple` (the learner's
-    mini-batch), so that no optimiser step is short; every index when no group differs."""
+    mini-batch), so that no optimiser step is short. When no group differs, the first
+    mini-batch alone: no sample has an advantage, and one step keeps the KL term's pull
+    without paying a pass over the whole batch (a task the policy has mastered costs little)."""
     if len(rewards) % group_size or multiple < 1:
         raise ValueError(f"{len(rewards)} rewards do not form groups of {group_size} (or multiple={multiple} < 1)")
     groups = [list(range(g, g + group_size)) for g in range(0, len(rewards), group_size)]
     mixed = [i for g in groups if max(rewards[j] for j in g) != min(rewards[j] for j in g) for i in g]
     if not mixed:
-        return list(range(len(rewards)))
+        return list(range(min(multiple, len(rewards))))
     uniform = sorted(set(range(len(rewards))) - set(mixed))
     short = -len(mixed) % multiple
     return sorted(mixed + uniform[:short])

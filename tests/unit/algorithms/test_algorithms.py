@@ -55,9 +55,10 @@ def test_grpo_drops_equal_reward_groups_to_whole_mini_batches():
                              "learner.micro_batch_size=1"])
     items, _ = build_algorithm(cfg).train_items(ScoredBatch(samples, rewards, group_size=2))
     assert [len(it.completion_ids) for it in items] == [1, 2, 3, 4, 7, 8]
-    # no group differs: the whole batch trains (nothing to choose from)
+    # no group differs: one mini-batch (the first 3 samples) takes the KL step, the rest is dropped
     items, metrics = build_algorithm(cfg).train_items(ScoredBatch(samples[:6], [1.0] * 6, group_size=2))
-    assert len(items) == 6 and metrics == {"train/kept_fraction": 1.0}
+    assert [len(it.completion_ids) for it in items] == [1, 2, 3] and metrics == {"train/kept_fraction": 0.5}
+    assert all(it.advantage == 0.0 for it in items)
 
 
 def test_dropping_groups_is_refused_with_minillm_token_rewards():
