@@ -50,7 +50,8 @@ class GRPOConfig(PolicyLossConfig):
     some of them to whole mini-batches). Their advantages are 0, so without a KL term they add no
     gradient, only tokens to the `token_mean` denominator and time to the train phase; dropping
     them takes fewer, larger steps (about half the train time when half the groups are mixed).
-    With `kl_beta` > 0 it also drops their KL gradient. Not with `reward.combiner: minillm`."""
+    With `kl_beta` > 0 it also drops their KL gradient. When no group differs, one mini-batch
+    trains (the KL step). Not with `reward.combiner: minillm`."""
 
 
 class PPOConfig(PolicyLossConfig):
