@@ -88,8 +88,6 @@ class Trajectory:
     status: str
     """'done', 'max_turns' or 'max_tokens' (truncated), or 'failed' (see `error`)."""
     temperature: float
-    final_text: str
-    """The model's last turn, decoded: what the reward functions score."""
     tool_calls: int = 0
     tool_errors: int = 0
     error: str | None = None
@@ -97,6 +95,11 @@ class Trajectory:
     """Per model turn: its text (decoded for the environment and the sample log)."""
     observations: list[list[dict]] = field(default_factory=list)
     """Per model turn: the environment's messages after it (for the sample log)."""
+
+    @property
+    def final_text(self) -> str:
+        """The model's last turn, decoded: what the reward functions score."""
+        return self.turn_texts[-1] if self.turn_texts else ""
 
     @property
     def truncated(self) -> bool:
@@ -109,9 +112,10 @@ class Trajectory:
     def log_row(self) -> dict:
         """The trajectory as samples.jsonl shows it: each turn's text, reward and the
         environment's answer, the tool counts and how it ended."""
-        turns = [{"model": text, "reward": r,
-                  "env": "\n".join(str(m.get("content", "")) for m in obs)}
-                 for text, r, obs in zip(self.turn_texts, self.turn_rewards, self.observations + [[]] * len(self.turn_texts))]
+        # a turn that ended the episode on a budget has no environment answer after it
+        answers = [self.observations[k] if k < len(self.observations) else [] for k in range(len(self.turn_texts))]
+        turns = [{"model": text, "reward": r, "env": "\n".join(str(m.get("content", "")) for m in obs)}
+                 for text, r, obs in zip(self.turn_texts, self.turn_rewards, answers)]
         return {"turns": turns, "status": self.status, "tool_calls": self.tool_calls, "tool_errors": self.tool_errors,
                 **({"error": self.error} if self.error else {})}
 

@@ -4,10 +4,10 @@
 # Every tier runs even when an earlier one fails; the exit status is 1 if any tier failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-# The CPU kind by its flags, as docs/tests.md's table names them (the timings differ by kind).
-flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
-case "$flags" in *amx_bf16*) kind="AVX-512 + AMX" ;; *avx512f*) kind="AVX-512" ;; *avx2*) kind="AVX2" ;; *) kind="no AVX2" ;; esac
-echo "rlsys: the suite on $(nproc) cores, CPU kind $kind" >&2
+# The CPU and its kind as `rlsys doctor` and docs/tests.md's table name them (timings differ by kind).
+machine=$(.venv/bin/python -c "from rlsys.diagnostics.machine import cpu_info, machine_kind
+i = cpu_info(); print(i['model'] + ', ' + machine_kind(i['isa']))" 2>/dev/null || echo "unknown CPU")
+echo "rlsys: the suite on $(nproc) cores, $machine" >&2
 status=0 report="" suite_started=$SECONDS
 for tier in unit ray e2e cluster gpu; do
   started=$SECONDS
@@ -18,6 +18,6 @@ for tier in unit ray e2e cluster gpu; do
   [ "$rc" -ne 0 ] && status=1
   report+=$(printf '  %-8s %5d s  %s' "$tier" $((SECONDS - started)) "$([ "$rc" -eq 0 ] && echo passed || echo "FAILED (exit $rc)")")$'\n'
 done
-printf 'rlsys: the suite by tier (%s, %s, %s cores):\n%s  %-8s %5d s\n' \
-  "$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs)" "$kind" "$(nproc)" "$report" total $((SECONDS - suite_started))
+printf 'rlsys: the suite by tier (%s, %s cores):\n%s  %-8s %5d s\n' \
+  "$machine" "$(nproc)" "$report" total $((SECONDS - suite_started))
 exit $status

@@ -115,6 +115,6 @@ class Episode:
             prompt_index=self.prompt_index, prompt_ids=list(self.prompt_ids), completion_ids=list(self.ids),
             loss_mask=list(self.mask), sampling_logprobs=list(self.logprobs), turn_ends=list(self.turn_ends),
             turn_rewards=list(self.turn_rewards), turn_versions=list(self.turn_versions), status=self.status,
-            temperature=self.temperature, final_text=self.texts[-1] if self.texts else "",
+            temperature=self.temperature,
             tool_calls=self.tool_calls, tool_errors=self.tool_errors, error=self.error,
             turn_texts=list(self.texts), observations=[list(o) for o in self.observations])

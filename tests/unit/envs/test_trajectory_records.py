@@ -7,8 +7,8 @@ from rlsys.records import Trajectory
 
 def _traj(status, mask, turns, calls=0, errors=0):
     return Trajectory(0, [1, 2], list(range(len(mask))), mask, [-0.5 if m else 0.0 for m in mask],
-                      turns, [0.0] * len(turns), [3 + k for k in range(len(turns))], status, 0.7, "final",
-                      tool_calls=calls, tool_errors=errors)
+                      turns, [0.0] * len(turns), [3 + k for k in range(len(turns))], status, 0.7,
+                      tool_calls=calls, tool_errors=errors, turn_texts=["first"] * (len(turns) - 1) + ["final"])
 
 
 def test_to_sample_keeps_the_ids_the_mask_and_the_oldest_version():
