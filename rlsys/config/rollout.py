@@ -4,9 +4,42 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlsys.config.base import Section
+
+class AutoscaleConfig(Section):
+    """Rollout workers added or removed by the run itself after each iteration, from the phase
+    times it measured (rlsys.planning.autoscale says how), between `min_workers` and
+    `max_workers`. `rollout.num_workers` is the count it starts with."""
+
+    min_workers: int = Field(1, ge=1)
+    """Fewest rollout workers."""
+    max_workers: int = Field(4, ge=1)
+    """Most rollout workers; a scale-up past what the cluster offers waits `resource_timeout_s`
+    for a node (Ray's autoscaler is asked for one), then is abandoned and logged."""
+    up_gain: float = Field(0.10, gt=0.0, lt=1.0)
+    """Add a worker when that is predicted to shorten an iteration by at least this fraction."""
+    down_cost: float = Field(0.03, ge=0.0, lt=1.0)
+    """Remove a worker when that is predicted to lengthen an iteration by at most this fraction
+    (below up_gain, so a size is not flipped back and forth)."""
+    window: int = Field(2, ge=1)
+    """Iterations measured at a size before it is judged (their mean)."""
+    cooldown: int = Field(1, ge=0)
+    """Iterations after a change that are not judged (the first pays for the new worker's start)."""
+    resource_timeout_s: float = Field(60.0, gt=0.0)
+    """How long a scale-up waits for the resources of one more worker before it is abandoned."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AutoscaleConfig":
+        if self.min_workers > self.max_workers:
+            raise ValueError(f"rollout.autoscale.min_workers ({self.min_workers}) is above max_workers "
+                             f"({self.max_workers})")
+        if self.down_cost >= self.up_gain:
+            raise ValueError(f"rollout.autoscale.down_cost ({self.down_cost}) must be below up_gain ({self.up_gain}), "
+                             "or a worker added is removed again at once")
+        return self
+
 
 class RolloutConfig(Section):
     """The rollout workers: vLLM engines that sample each iteration's completions, how many and
@@ -70,6 +103,17 @@ class RolloutConfig(Section):
     max_restarts: int = Field(3, ge=0)
     """How often each rollout worker slot may be replaced after its worker died; its unfinished
     prompts are re-run by the replacement."""
+    autoscale: AutoscaleConfig | None = None
+    """Let the run add and remove rollout workers itself (None: `num_workers` throughout, or
+    what `rlsys scale` asks for)."""
+
+    @model_validator(mode="after")
+    def _start_inside_autoscale(self) -> "RolloutConfig":
+        a = self.autoscale
+        if a is not None and not a.min_workers <= self.num_workers <= a.max_workers:
+            raise ValueError(f"rollout.num_workers ({self.num_workers}) must lie within rollout.autoscale's "
+                             f"min_workers..max_workers ({a.min_workers}..{a.max_workers})")
+        return self
 
 
 class SyncConfig(Section):

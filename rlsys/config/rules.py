@@ -21,6 +21,8 @@ def preference_run(cfg: Config) -> None:
         raise ValueError("run.checkpoint_every: DPO runs do not checkpoint yet (RL runs do); set it to 0")
     if cfg.rollout.max_staleness:
         raise ValueError("rollout.max_staleness: online DPO rounds are synchronous; set it to 0")
+    if cfg.rollout.autoscale is not None:
+        raise ValueError("rollout.autoscale: DPO runs keep their rollout workers (RL runs scale them); remove it")
 
 
 def learner_batches(cfg: Config) -> None:

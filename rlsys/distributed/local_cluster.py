@@ -99,15 +99,41 @@ def read_state(address: str) -> dict:
     return json.loads(path.read_text())
 
 
+def drain_node(address: str, node: int, deadline_s: float) -> dict:
+    """Tell Ray that worker node `node` will be preempted in `deadline_s` seconds (Ray's drain,
+    as a cloud's preemption notice or KubeRay's scale-down sends it): nothing new is placed
+    there, and a run moves its rollout workers off. The node keeps running until `kill-node`."""
+    import time
+
+    import ray
+    from ray.core.generated import autoscaler_pb2
+
+    state = read_state(address)
+    _check_worker_node(state, address, node)
+    if state.get("auth") == "token":
+        _use_token_auth()
+    deadline_ms = time.time_ns() // 1_000_000 + int(deadline_s * 1000)
+    accepted, why = ray._raylet.GcsClient(address=address).drain_node(
+        state["node_ids"][node], autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
+        "rlsys local-cluster drain-node", deadline_ms)
+    if not accepted:
+        raise ValueError(f"Ray refused to drain node {node}: {why}")
+    return {"node": node, "node_id": state["node_ids"][node], "draining": True, "deadline_s": deadline_s}
+
+
+def _check_worker_node(state: dict, address: str, node: int) -> None:
+    if not 1 <= node < state["nodes"]:
+        raise ValueError(f"node {node}: the worker nodes of {address} are 1..{state['nodes'] - 1} "
+                         "(node 0, the head, holds the cluster's GCS)")
+
+
 def kill_node(address: str, node: int) -> dict:
     """SIGKILL worker node `node` (1..N-1) of the cluster: its raylet and every process under it
     (the actors it hosted), at once, as a machine that loses power. Returns its id and pids."""
     import psutil
 
     state = read_state(address)
-    if not 1 <= node < state["nodes"]:
-        raise ValueError(f"node {node}: the worker nodes of {address} are 1..{state['nodes'] - 1} "
-                         "(node 0, the head, holds the cluster's GCS)")
+    _check_worker_node(state, address, node)
     procs = []
     for pid in state["node_pids"][node]:
         try:

@@ -26,6 +26,7 @@ class Roles:
         self.placement: dict[str, list[str]] = {}  # role -> the node id of each of its actors, at start
         self.teachers: TeacherPool | None = None
         self.envs = self.episode_runner = None  # multi-turn rollouts (env.type)
+        self.autoscaler = None  # rollout.autoscale
 
     # ----- start and stop -------------------------------------------------------------
     def start(self, model_path: str, critic_path: str | None, teacher_path: str | None,
@@ -66,6 +67,7 @@ class Roles:
         """Learner ranks, the critic (when `critic_path` is given), teachers, and the weight-sync
         group with the engines."""
         from rlsys.distributed.actors import critic_group, learner_group, teacher_pool
+        from rlsys.distributed.autoscaler import start_autoscaler
         from rlsys.distributed.cluster import check_shared_run_dir
         from rlsys.distributed.control import start_control
 
@@ -81,6 +83,7 @@ class Roles:
             self.teachers.call("ping", what="starting the teacher", timeout_s=bound)
         backend = choose_backend(cfg.sync.backend, cfg.rollout.num_gpus, cfg.learner.num_gpus)
         self.rollout.attach(self.learners, backend, cfg.sync, cfg.model.dtype, cfg.rollout.max_staleness > 0)
+        self.autoscaler = start_autoscaler(self.rollout, cfg.rollout, lambda line: print(f"rlsys: {line}", flush=True))
         self.control = start_control(Path(cfg.run.dir))
         self.placement = self.node_ids()
         print("rlsys: placement: " + "; ".join(f"{role} on {describe_nodes(ids)}" for role, ids in
@@ -203,19 +206,35 @@ class Roles:
         return self.rollout.scale(size)
 
     def take_requests(self) -> dict[str, float]:
-        """Apply what `rlsys scale` (or a script) asked of the running job since the last call."""
+        """Between iterations: rollout workers moved off nodes being drained, the autoscaler's
+        decision, then what `rlsys scale` (or a script) asked of the running job."""
         import ray
 
+        from rlsys.distributed.autoscaler import draining_nodes
+
+        out = {"rollout/moved": float(len(self.rollout.move_off(draining_nodes())))}
+        if self.autoscaler is not None:
+            out |= self.autoscaler.step()
         if self.control is None:
-            return {}
+            return out
         try:
             wanted = ray.get(self.control.take.remote()).get("rollout")
         except ray.exceptions.RayActorError:  # lost with its node; the run goes on without it
             print("rlsys: the run's control actor was lost with its node: `rlsys scale` cannot reach this job any "
                   "more (the run itself goes on)", flush=True)
             self.control = None
-            return {}
-        return self.scale_rollout(wanted) if wanted is not None and wanted != len(self.rollout) else {}
+            return out
+        return out | (self.scale_rollout(wanted) if wanted is not None and wanted != len(self.rollout) else {})
+
+    def observe_iteration(self, iteration: int, metrics: dict[str, float]) -> None:
+        """A finished iteration's measured times, for the autoscaler's next decision."""
+        if self.autoscaler is not None:
+            self.autoscaler.observe(iteration, metrics)
+
+    @property
+    def scale_events(self) -> list[dict]:
+        """The autoscaler's changes (and abandoned changes) in this job."""
+        return list(self.autoscaler.events) if self.autoscaler is not None else []
 
     def restart_metrics(self) -> dict[str, float]:
         events = self.rollout.take_events()

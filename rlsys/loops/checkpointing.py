@@ -46,6 +46,11 @@ class RunCheckpoints:
         roles.load_checkpoint(point, self.state["digests"])
         self.sampler.load_state_dict(self.state["sampler"])
         roles.version = self.state["version"]
+        workers = self.state.get("rollout_workers", len(roles.rollout))
+        if workers != len(roles.rollout):  # a scaled run resumes at the size it had
+            roles.scale_rollout(workers)
+        if roles.autoscaler is not None:
+            roles.autoscaler.load_state_dict(self.state.get("autoscale", {}))
         roles.sync(version=self.state["version"])  # every engine holds the checkpoint's weights before sampling
         for name in ITERATION_LOGS:
             truncate_log(self.run_dir / name, self.state["iteration"])
@@ -69,6 +74,8 @@ class RunCheckpoints:
             "digests": roles.save_checkpoint(tmp),
             "resumed_from": str(self.resumed_from) if self.resumed_from else None,
             "schedule_steps": self.ctx.schedule,
+            "rollout_workers": len(roles.rollout),
+            "autoscale": roles.autoscaler.state_dict() if roles.autoscaler is not None else {},
         }
         path = self.store.commit(tmp, state, dump_config(self.ctx.cfg))
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -82,6 +82,7 @@ def run(ctx: RunContext) -> dict:
                     metrics.update(roles.restart_metrics())
                 metrics["time/iteration"] = time.perf_counter() - t0
                 metrics["time/run"] = time.perf_counter() - loop_started
+                roles.observe_iteration(it, metrics)  # the autoscaler's measurements
                 trackers.log(it, metrics)
                 # SIGTERM or SIGINT, or an engine no node can host: this iteration is checkpointed, then the run stops
                 stopping = ctx.stop_requested or unsynced is not None
@@ -105,6 +106,7 @@ def run(ctx: RunContext) -> dict:
             "wall_seconds": time.perf_counter() - started, "final_weight_version": roles.version,
             "restarts": restarts(roles, resumed), "restarts_by_role": roles.restarts_by_role(),
             "restart_events": roles.restart_events, "placement": roles.placement,
+            "scale_events": roles.scale_events,
             "resumed_from": str(checkpoints.resumed_from) if checkpoints.resumed_from else None,
             "checkpoints": checkpoints.listing(), "best_checkpoint": checkpoints.best(), **saved}
 

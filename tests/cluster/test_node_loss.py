@@ -40,8 +40,8 @@ def _wait(proc, log, ready, what, timeout_s=600):
 
 
 @contextmanager
-def _run_on_cluster(tmp_path, nodes: int, cpus_per_node: int, *overrides: str):
-    """A `rlsys local-cluster` of `nodes` nodes and a smoke run on it (6 iterations) with
+def _run_on_cluster(tmp_path, nodes: int, cpus_per_node: int, *overrides: str, config="configs/tiny/smoke.yaml"):
+    """A `rlsys local-cluster` of `nodes` nodes and a run of `config` on it (6 iterations) with
     `overrides`; yields (the run's process, its log, its folder, the cluster's address, its
     node ids). The run and the cluster are ended on the way out."""
     from rlsys.distributed.local_cluster import state_file
@@ -51,7 +51,7 @@ def _run_on_cluster(tmp_path, nodes: int, cpus_per_node: int, *overrides: str):
     address = started.stdout.strip().splitlines()[-1]
     node_ids = json.loads(state_file(address).read_text())["node_ids"]
     run_dir, log = tmp_path / "run", tmp_path / "train.log"
-    cmd = [sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", "run.iterations=6",
+    cmd = [sys.executable, "-m", "rlsys", "train", config, "run.iterations=6",
            "tracking.console=false", f"run.dir={run_dir}", f"ray.address={address}", *overrides]
     proc = None
     try:

@@ -9,7 +9,7 @@ from ...conftest import REPO
 def test_shipped_configs_validate():
     """Every training config of every group (evaluation suites: tests/unit/eval/test_eval_suite.py)."""
     paths = [p for group in ("demo", "tiny", "cluster") for p in sorted((REPO / "configs" / group).glob("*.yaml"))]
-    assert len(paths) == 21
+    assert len(paths) == 22
     for path in paths:
         cfg = load_config(path)
         assert cfg.batch_size % cfg.learner.mini_batch_size == 0, path

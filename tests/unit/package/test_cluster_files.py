@@ -102,6 +102,45 @@ def test_the_rayjob_checks_can_fail():
     assert problems == ["resource 'teacher_node': the run asks for 2 (teacher 2) and the cluster offers 0"]
 
 
+def _group(job, name):
+    return next(g for g in job["spec"]["rayClusterSpec"]["workerGroupSpecs"] if g["groupName"] == name)
+
+
+def _autoscale_problems(job) -> list[str]:
+    """What keeps the autoscaled RayJob from giving its run the rollout workers it may ask for."""
+    cfg = _entrypoint_config(job["spec"]["entrypoint"])
+    spec, scale, group = job["spec"]["rayClusterSpec"], cfg.rollout.autoscale, _group(job, "rollout")
+    per_pod = json.loads(json.loads(group["rayStartParams"]["resources"]))["rollout_node"]
+    per_worker = cfg.rollout.resources["rollout_node"]
+    problems = []
+    if not spec.get("enableInTreeAutoscaling"):
+        problems.append("Ray's autoscaler is off")
+    if scale is None:
+        problems.append("the run does not autoscale")
+    else:
+        if group["maxReplicas"] * per_pod < scale.max_workers * per_worker:
+            problems.append(f"{group['maxReplicas']} rollout pods hold {group['maxReplicas'] * per_pod // per_worker:g}"
+                            f" workers, the run may ask for {scale.max_workers}")
+        if group["replicas"] * per_pod < cfg.rollout.num_workers * per_worker:
+            problems.append("the first rollout pods do not hold the workers the run starts with")
+    return problems
+
+
+def test_the_autoscaled_rayjob_is_valid_and_its_rollout_group_can_grow_as_far_as_the_run_asks():
+    job = yaml.safe_load((CLUSTER / "rayjob_autoscale.yaml").read_text())
+    jsonschema.validate(job, RAYJOB_SCHEMA)
+    cfg = _entrypoint_config(job["spec"]["entrypoint"])
+    assert (cfg.rollout.num_workers, cfg.rollout.autoscale.min_workers, cfg.rollout.autoscale.max_workers) == (4, 4, 16)
+    assert placement_problems(role_resources(cfg), _offered_by_groups(job)) == []
+    assert _autoscale_problems(job) == []
+    # the checks can fail: a group capped at 2 pods, the autoscaler off
+    capped = copy.deepcopy(job)
+    _group(capped, "rollout")["maxReplicas"] = 2
+    capped["spec"]["rayClusterSpec"]["enableInTreeAutoscaling"] = False
+    assert _autoscale_problems(capped) == ["Ray's autoscaler is off",
+                                           "2 rollout pods hold 8 workers, the run may ask for 16"]
+
+
 def test_the_cluster_launcher_file_is_valid_and_has_a_node_type_per_role():
     import ray
 
