@@ -41,7 +41,7 @@ def _scale(run_dir, n):
 
 def test_scale_rollout_workers_up_and_down_inside_one_run(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "run.iterations=60",
+    cmd = [sys.executable, "-m", "rlsys", "train", "configs/tiny/smoke.yaml", f"run.dir={run_dir}", "run.iterations=36",
            "tracking.console=false", "ray.num_cpus=4"]
     log = (tmp_path / "train.log").open("w")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True, env=ENV)
@@ -57,7 +57,7 @@ def test_scale_rollout_workers_up_and_down_inside_one_run(tmp_path):
         log.close()
     assert proc.returncode == 0, (tmp_path / "train.log").read_text()[-3000:]
     rows = _rows(run_dir / "metrics.jsonl")
-    assert [r["iteration"] for r in rows] == list(range(1, 61))
+    assert [r["iteration"] for r in rows] == list(range(1, 37))
     workers = [int(r["rollout/workers"]) for r in rows]
     world = [int(r["sync/world_size"]) for r in rows]
     # 1, then 2, then 1 again, each a contiguous stretch; the sync group is the learner + workers.
@@ -65,10 +65,10 @@ def test_scale_rollout_workers_up_and_down_inside_one_run(tmp_path):
     assert changes == [1, 2, 1]
     assert world == [w + 1 for w in workers]
     assert all(r["rollout/prompts"] == 4 and r["rollout/samples"] == 16 for r in rows)
-    assert [r["sync/version"] for r in rows] == [float(i) for i in range(1, 61)]
+    assert [r["sync/version"] for r in rows] == [float(i) for i in range(1, 37)]
     order = [i for r in _rows(run_dir / "data_order.jsonl") for i in r["data_index"]]
-    assert len(order) == 240
-    for epoch in range(0, 192, 64):  # 64 training prompts: each epoch visits every one once
+    assert len(order) == 144
+    for epoch in range(0, 128, 64):  # 64 training prompts: each epoch visits every one once
         assert sorted(order[epoch: epoch + 64]) == list(range(64))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [(e["from"], e["to"]) for e in summary["restart_events"] if e["event"] == "scale"] == [(1, 2), (2, 1)]
