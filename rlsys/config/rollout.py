@@ -10,7 +10,7 @@ from rlsys.config.base import Section
 
 class AutoscaleConfig(Section):
     """Rollout workers added or removed by the run itself after each iteration, from the phase
-    times it measured (rlsys.planning.autoscale says how), between `min_workers` and
+    times it measured (rlsys.distributed.autoscale_rule says how), between `min_workers` and
     `max_workers`. `rollout.num_workers` is the count it starts with."""
 
     min_workers: int = Field(1, ge=1)

@@ -1,5 +1,5 @@
 """The run's own rollout autoscaler: after each iteration it feeds the measured phase times to
-`rlsys.planning.autoscale.decide`, and applies a change between iterations through the
+`rlsys.distributed.autoscale_rule.decide`, and applies a change between iterations through the
 rollout pool (which rebuilds the weight-sync group and gives a new worker the current
 weights). A scale-up first asks Ray for the resources (Ray's autoscaler SDK
 `request_resources`, which a KubeRay or cloud autoscaler answers with a node) and waits a
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from rlsys.config.rollout import AutoscaleConfig, RolloutConfig
 from rlsys.distributed.rollout_pool import RolloutPool
-from rlsys.planning.autoscale import Decision, IterationTimes, Policy, decide, mean_times
+from rlsys.distributed.autoscale_rule import Decision, IterationTimes, Policy, decide, mean_times
 
 
 def worker_bundle(rollout: RolloutConfig) -> dict[str, float]:

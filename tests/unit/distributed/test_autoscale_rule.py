@@ -4,7 +4,7 @@ cool-down and the measuring window, a scale-up that did not pay undone, and the 
 import pytest
 
 from rlsys.config import load_config
-from rlsys.planning.autoscale import IterationTimes, Policy, decide
+from rlsys.distributed.autoscale_rule import IterationTimes, Policy, decide
 
 POLICY = Policy(min_workers=1, max_workers=4, up_gain=0.10, down_cost=0.03, window=2, cooldown=1)
 

@@ -1,4 +1,5 @@
-"""When to add or remove a rollout worker, from the phase times a run measured (pure: no Ray).
+"""When to add or remove a rollout worker, from the phase times a run measured (pure: no Ray;
+the rollout autoscaler, rlsys.distributed.autoscaler, applies it).
 
 An iteration's time splits into the rollout side (generation, teacher scores, rewards: only
 generation is spread over the rollout workers), the learner side (reference and old-policy
