@@ -88,9 +88,12 @@ def test_lost_nodes_heal_the_rollout_and_stop_on_a_learner_no_node_can_host(tmp_
     said = log.read_text()
     rows = _rows(run_dir / "metrics.jsonl")
     # Every iteration up to the learner's loss once, each with all its prompts sampled once.
-    assert [r["iteration"] for r in rows] == [1, 2, 3, 4], said[-3000:]
+    # Iteration 5 (0.4 s here) may finish before the kill of node 2 lands (`kill-node` is a
+    # process of its own to start): then it is logged, not checkpointed, and redone on resume.
+    last = rows[-1]["iteration"]
+    assert [r["iteration"] for r in rows] == list(range(1, last + 1)) and last in (4, 5), said[-3000:]
     assert all(r["rollout/prompts"] == 4 and r["rollout/samples"] == 16 for r in rows)
-    assert [r["sync/version"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
+    assert [r["sync/version"] for r in rows] == [float(i) for i in range(1, last + 1)]
     assert rows[-1]["rollout/restarts"] >= 1 and "died during" in said
     assert "rlsys: recovery 1 of run.max_failures=1" in said
     assert re.search(r"resource 'node2': the run asks for 1 \(learner 1\) and the cluster offers 0", said), said[-3000:]
