@@ -30,6 +30,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from rlsys.config.rollout import AutoscaleConfig
+
 ROLLOUT_SIDE = ("time/generation", "time/teacher", "time/reward")
 LEARNER_SIDE = ("time/logprobs", "time/critic_values", "time/critic_train", "time/train")
 
@@ -60,21 +62,12 @@ class IterationTimes:
 
 
 @dataclass(frozen=True)
-class Policy:
-    min_workers: int
-    max_workers: int
-    up_gain: float = 0.10
-    down_cost: float = 0.03
-    window: int = 2
-    cooldown: int = 1
-
-
-@dataclass(frozen=True)
 class Decision:
     to: int
     reason: str
     predicted_s: float | None = None  # the iteration's predicted seconds at `to`
     ceiling: int | None = None  # the most workers worth having, once a scale-up did not pay
+    measured: IterationTimes | None = None  # the mean of the iterations judged
 
     def changes(self, workers: int) -> bool:
         return self.to != workers
@@ -98,7 +91,7 @@ def mean_times(rows: list[IterationTimes]) -> IterationTimes:
                           mean("learner_side"), mean("wait"), mean("total"), mean("tokens_per_s"))
 
 
-def decide(history: list[IterationTimes], policy: Policy, last_change: dict | None = None,
+def decide(history: list[IterationTimes], policy: AutoscaleConfig, last_change: dict | None = None,
            ceiling: int | None = None) -> Decision:
     """The worker count for the next iteration. `history`: every iteration so far, oldest
     first; `last_change`: the last scale event ({"iteration", "from", "to"}) if any;
@@ -123,19 +116,19 @@ def decide(history: list[IterationTimes], policy: Policy, last_change: dict | No
         if gain < policy.up_gain / 2:
             return Decision(smaller, f"{workers} workers did not shorten the iteration enough ({before:.2f} s -> "
                             f"{t.total:.2f} s, {-gain:+.0%}; {policy.up_gain / 2:.0%} shorter needed): back to "
-                            f"{smaller}, and no more from now on", predicted_total(t, smaller), ceiling=smaller)
+                            f"{smaller}, and no more from now on", predicted_total(t, smaller), smaller, t)
     if workers < top:
         faster = predicted_total(t, workers + 1)
         gain = (t.total - faster) / t.total
         if gain >= policy.up_gain:
             return Decision(workers + 1, f"the learner waits {t.wait:.2f} s of {t.total:.2f} s on generation "
                             f"({t.generation:.2f} s): one more worker predicts {faster:.2f} s per iteration "
-                            f"({gain:.0%} shorter)", faster)
+                            f"({gain:.0%} shorter)", faster, measured=t)
     if workers > policy.min_workers:
         slower = predicted_total(t, workers - 1)
         cost = (slower - t.total) / t.total
         if cost <= policy.down_cost:
             return Decision(workers - 1, f"generation ({t.generation:.2f} s) waits on the learner ({t.learner_side:.2f}"
-                            f" s): one fewer worker predicts {slower:.2f} s per iteration ({cost:+.0%})", slower)
+                            f" s): one fewer worker predicts {slower:.2f} s per iteration ({cost:+.0%})", slower, measured=t)
     held = f" (at most {top}: more did not pay)" if workers == top < policy.max_workers else ""
-    return Decision(workers, f"balanced{held}: {t.wait:.2f} s of {t.total:.2f} s waiting on generation")
+    return Decision(workers, f"balanced{held}: {t.wait:.2f} s of {t.total:.2f} s waiting on generation", measured=t)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from rlsys.config.rollout import AutoscaleConfig, RolloutConfig
 from rlsys.distributed.rollout_pool import RolloutPool
-from rlsys.distributed.autoscale_rule import Decision, IterationTimes, Policy, decide, mean_times
+from rlsys.distributed.autoscale_rule import IterationTimes, decide
 
 
 def worker_bundle(rollout: RolloutConfig) -> dict[str, float]:
@@ -53,7 +53,6 @@ class RolloutAutoscaler:
     def __init__(self, pool: RolloutPool, cfg: AutoscaleConfig, rollout: RolloutConfig, asynchronous: bool,
                  say: Callable[[str], None] = print, poll_s: float = 1.0) -> None:
         self.pool, self.cfg, self.asynchronous, self.say, self.poll_s = pool, cfg, asynchronous, say, poll_s
-        self.policy = Policy(cfg.min_workers, cfg.max_workers, cfg.up_gain, cfg.down_cost, cfg.window, cfg.cooldown)
         self.bundle = worker_bundle(rollout)
         self.history: list[IterationTimes] = []
         self.events: list[dict] = []  # every change and abandoned change of the run
@@ -70,14 +69,13 @@ class RolloutAutoscaler:
         if not self.history:
             return {}
         now, workers = self.history[-1], len(self.pool)
-        decision = decide(self.history, self.policy, self.last_change, self.ceiling)
+        decision = decide(self.history, self.cfg, self.last_change, self.ceiling)
         out = {"autoscale/wanted": float(decision.to)}
         if not decision.changes(workers):
             return out | {"autoscale/change": 0.0}
         if decision.ceiling is not None:
             self.ceiling = decision.ceiling
-        measured = mean_times([r for r in self.history if r.workers == workers and r.settled][-self.policy.window:]
-                              or [now])
+        measured = decision.measured or now  # a bound's decision judges nothing
         event = {"iteration": now.iteration, "from": workers, "to": decision.to, "reason": decision.reason,
                  "predicted_s": decision.predicted_s, "measured_s": measured.total,
                  "tokens_per_s": measured.tokens_per_s, "time": time.time()}
@@ -86,14 +84,14 @@ class RolloutAutoscaler:
             event |= {"abandoned": True, "waited_s": time.monotonic() - waited,
                       "reason": f"{decision.reason}; abandoned: no node had room for another rollout worker "
                                 f"({self.bundle}) within {self.cfg.resource_timeout_s:.0f}s"}
-            self._record(event, as_change=True)
+            self._record(event)
             request_workers(self.bundle, workers)  # withdraw the demand that was not met
             return out | {"autoscale/change": 0.0, "autoscale/abandoned": 1.0}
         started = time.perf_counter()
         self.pool.scale(decision.to)
         request_workers(self.bundle, decision.to)
         event["seconds"] = time.perf_counter() - started
-        self._record(event, as_change=True)
+        self._record(event)
         return out | {"autoscale/change": float(decision.to - workers), "time/autoscale": event["seconds"]}
 
     def state_dict(self) -> dict:
@@ -114,10 +112,9 @@ class RolloutAutoscaler:
             time.sleep(self.poll_s)
         return True
 
-    def _record(self, event: dict, as_change: bool) -> None:
+    def _record(self, event: dict) -> None:
         self.events.append(event)
-        if as_change:
-            self.last_change = event  # an abandoned scale-up also waits out the cool-down
+        self.last_change = event  # an abandoned scale-up also waits out the cool-down
         verb = "abandoned" if event.get("abandoned") else "scaled"
         self.say(f"autoscale after iteration {event['iteration']}: {verb} rollout workers {event['from']} -> "
                  f"{event['to']}: {event['reason']}")
@@ -126,6 +123,3 @@ class RolloutAutoscaler:
 def start_autoscaler(pool: RolloutPool, rollout: RolloutConfig, say: Callable[[str], None] = print):
     return None if rollout.autoscale is None else RolloutAutoscaler(pool, rollout.autoscale, rollout,
                                                                      rollout.max_staleness > 0, say)
-
-
-__all__ = ["Decision", "RolloutAutoscaler", "start_autoscaler", "worker_bundle"]

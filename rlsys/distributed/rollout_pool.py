@@ -135,23 +135,21 @@ class RolloutPool(ActorGroup):
         """Between iterations: each worker on one of `nodes` (being drained: Ray places nothing
         new there) ended on purpose and started again in its slot on another node, before its
         node goes. Not a restart (nothing died); an event "move". The workers moved."""
-        if not nodes:
-            return []
-        moving = [pos for pos, node in enumerate(self.node_ids(self.start_timeout_s)) if node in nodes]
-        for pos in moving:
-            import ray
+        import ray
 
+        moving = [pos for pos, node in enumerate(self.node_ids(self.start_timeout_s)) if node in nodes] if nodes else []
+        if not moving:
+            return []
+        for pos in moving:
             ray.wait([self.handles[pos].stop_watch.remote()], timeout=5.0)  # its engine's end is on purpose
             self._kill(self.handles[pos])
             self.handles[pos] = self.start_worker(self.slots[pos])
-        if moving:
-            names = [self.names[pos] for pos in moving]
-            self.rejoin(f"moving {', '.join(names)} off draining node(s)")
-            self.events.append({"event": "move", "workers": names, "nodes": sorted(nodes), "time": time.time()})
-            print(f"rlsys: {', '.join(names)} moved off draining node(s) {', '.join(n[:8] for n in sorted(nodes))}",
-                  flush=True)
-            return names
-        return []
+        names = [self.names[pos] for pos in moving]
+        self.rejoin(f"moving {', '.join(names)} off draining node(s)")
+        self.events.append({"event": "move", "workers": names, "nodes": sorted(nodes), "time": time.time()})
+        print(f"rlsys: {', '.join(names)} moved off draining node(s) {', '.join(n[:8] for n in sorted(nodes))}",
+              flush=True)
+        return names
 
     def _replace(self, positions: list[int], during: str) -> None:
         for pos in sorted(set(positions)):

@@ -4,9 +4,10 @@ cool-down and the measuring window, a scale-up that did not pay undone, and the 
 import pytest
 
 from rlsys.config import load_config
-from rlsys.distributed.autoscale_rule import IterationTimes, Policy, decide
+from rlsys.config.rollout import AutoscaleConfig
+from rlsys.distributed.autoscale_rule import IterationTimes, decide
 
-POLICY = Policy(min_workers=1, max_workers=4, up_gain=0.10, down_cost=0.03, window=2, cooldown=1)
+POLICY = AutoscaleConfig(min_workers=1, max_workers=4, up_gain=0.10, down_cost=0.03, window=2, cooldown=1)
 
 
 def rows(first, n, workers, asynchronous=False, **seconds):
@@ -100,7 +101,7 @@ def test_the_bounds_win():
     times = dict(generation=6, reward=1, train=3, sync=1, iteration=11)
     assert decide(rows(1, 2, 4, **times), POLICY).to == 4  # up-bound, but at max_workers
     assert decide(rows(1, 1, 5, **times), POLICY).to == 4
-    assert decide(rows(1, 1, 1, generation=0.1, train=20, iteration=20.1), Policy(2, 4)).to == 2
+    assert decide(rows(1, 1, 1, generation=0.1, train=20, iteration=20.1), AutoscaleConfig(min_workers=2, max_workers=4)).to == 2
 
 
 def test_the_config_rejects_an_autoscale_that_cannot_work():
