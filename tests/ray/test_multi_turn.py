@@ -1,13 +1,19 @@
 """Three-turn episodes on a real vLLM engine and a real DeepSpeed learner (the tiny random
 model): each turn continues from the episode's ids, environment ids go in between, and the
 learner's log-probs of the model's own ids equal vLLM's per token, while a training step
-counts and compares only those ids."""
+counts and compares only those ids. Episodes whose weights change between turns (rollouts run
+ahead of the learner) record each turn's version, and the learner's importance weights are
+per token: exp(old - sampler) capped, 1 on the turns the current weights sampled."""
+
+import math
 
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from rlsys.config import Config
+from rlsys.distributed.groups import ActorGroup
+from rlsys.distributed.weight_push import push_weights
 from rlsys.envs.base import Environment, StepResult
 from rlsys.envs.episode import Episode, EpisodeLimits
 from rlsys.envs.tokens import TurnTokens
@@ -34,7 +40,7 @@ def test_learner_logprobs_on_three_turn_trajectories_equal_vllms(local_ray, tiny
         "model": {"path": tiny_model_path, "dtype": "float32", "max_model_len": 512},
         "rollout": {"num_workers": 1, "kv_cache_gib": 0.25, "prompts_per_iteration": 2, "group_size": 2},
         "learner": {"mini_batch_size": 4, "micro_batch_size": 2, "lr": 1e-3, "epochs": 1},
-        "algorithm": {"kl_beta": 0.0},
+        "algorithm": {"kl_beta": 0.0, "tis_cap": 2.0},
         "sync": {"bucket_mb": 0.05, "timeout_s": 20},
     })
     rollout, learner = engine_and_learner(local_ray, cfg, tiny_model_path)
@@ -78,6 +84,52 @@ def test_learner_logprobs_on_three_turn_trajectories_equal_vllms(local_ray, tiny
         stats = local_ray.get(learner.train_on_batch.remote(items))
         assert stats["train/tokens"] == sum(sum(t.loss_mask) for t in trajectories)
         assert stats["train/logprob_mismatch"] < 1e-3 and stats["train/mismatch_kl"] < 1e-3, stats
+        _stale_first_turns(local_ray, cfg, rollout, learner, tt, env)
     finally:
         local_ray.kill(rollout)
         local_ray.kill(learner)
+
+
+def _stale_first_turns(local_ray, cfg, rollout, learner, tt, env):
+    """The learner has trained once (version 1) and the engine still holds version 0: each
+    episode's first turn is sampled with the old weights, the weights are pushed, its later
+    turns with the new ones."""
+    keys = local_ray.get(rollout.weight_keys.remote())
+    calls = []
+
+    def generate(eps):
+        if len(calls) == 1:  # between the first and the second turn
+            push_weights(ActorGroup([learner], ["learner-0"]), ActorGroup([rollout], ["rollout-0"]), cfg.sync,
+                         "float32", 1, keys)
+        calls.append(len(eps))
+        turns = local_ray.get(rollout.continue_turns.remote(
+            [e.context_ids() for e in eps], [min(12, e.tokens_left()) for e in eps], [e.temperature for e in eps],
+            [500 + 100 * e.prompt_index + len(e.texts) for e in eps], []))
+        return [ModelTurn(t["ids"], t["logprobs"], t["text"], t["version"]) for t in turns]
+
+    episodes = [Episode(i, tt.prompt_ids(env.reset({"question": q})), 0.8, EpisodeLimits(max_turns=3, max_tokens=300))
+                for i, q in enumerate(["add 5 and 6", "add 7 and 1", "name a fruit", "count to 4"])]
+    trajectories = run_episodes(episodes, generate, lambda eps, texts: [env.step(t) for t in texts], tt)
+    assert [t.turn_versions for t in trajectories] == [[0, 1, 1]] * 4
+    items = [TrainItem(t.prompt_ids, t.completion_ids, adv, temperature=t.temperature,
+                       sampling_logprobs=t.sampling_logprobs, loss_mask=t.loss_mask)
+             for t, adv in zip(trajectories, [1.0, -1.0, 0.5, -0.5])]
+    learner_lp = local_ray.get(learner.logprobs.remote(items))
+    weights, k3 = [], []
+    for t, lp in zip(trajectories, learner_lp):
+        first_end = t.turn_ends[0] + 1  # the first turn's ids are completion_ids[:first_end]
+        for j, (m, got, want) in enumerate(zip(t.loss_mask, lp, t.sampling_logprobs)):
+            if not m:
+                continue
+            log_ratio = got - want
+            if j >= first_end:  # sampled by the weights the learner holds
+                assert abs(log_ratio) < 1e-3, (j, got, want)
+            weights.append(min(math.exp(log_ratio), 2.0))
+            k3.append(math.exp(log_ratio) - 1.0 - log_ratio)
+        stale = [abs(g - w) for g, w in zip(lp[:first_end], t.sampling_logprobs[:first_end])]
+        assert max(stale) > 1e-3, stale  # one step of training moved the first turn's log-probs
+    # the stats are token means over the model ids of the batch (environment ids not counted)
+    stats = local_ray.get(learner.train_on_batch.remote(items))
+    assert stats["train/tis_weight"] == pytest.approx(sum(weights) / len(weights), abs=1e-6)
+    assert stats["train/mismatch_kl"] == pytest.approx(sum(k3) / len(k3), rel=1e-3, abs=1e-7)
+    assert stats["train/mismatch_kl"] > 1e-6
