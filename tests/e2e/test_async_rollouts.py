@@ -1,10 +1,12 @@
 """Asynchronous rollouts end to end (real vLLM engine, real DeepSpeed learner, real Ray
-actors, a tiny random model): with `rollout.max_staleness` k in {0, 1, 2} the staleness the
+actors, a tiny random model): with `rollout.max_staleness` k in {0, 2} the staleness the
 loop logs never exceeds k and, for k > 0, batches really are generated ahead (a staleness of
 at least 1 appears); with k = 0 the learner's log-probs agree with vLLM's sampling log-probs
 (mismatch KL below 1e-3 in fp32); with k > 0 the truncated importance weights the loop
 logs equal min(pi_old / pi_sampler, cap) recomputed by hand from the logged batch (the
-learner's old log-probs and vLLM's sampling log-probs of every token)."""
+learner's old log-probs and vLLM's sampling log-probs of every token). k = 1 runs in the
+asynchronous resume and chaos tests (tests/e2e/test_resume_cli.py, test_chaos_cli.py), which
+require a staleness of exactly 1 to appear; k = 2 is the bound that lets two batches run ahead."""
 
 import json
 import math
@@ -33,7 +35,7 @@ def _run(tmp_path, k, extra=()):
     return rows
 
 
-@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("k", [0, 2])
 def test_staleness_stays_within_k(tmp_path, k):
     # k > 0: the old policy from a learner pass, logged with the batch, to recompute the weights
     extra = ["algorithm.old_policy=learner", "tracking.dump_batches=true"] if k else []

@@ -200,8 +200,11 @@ def test_async_run_resumes_with_the_same_prompts_and_fresh_weights(tmp_path):
     resumed from its checkpoint trains on the same prompts in the same order as a straight run,
     every iteration once, the weight versions without a gap; the batches that were drawn but
     not trained are drawn again with the checkpoint's weights (staleness 0 for the first one),
-    so their samples are new ones, not the lost ones."""
-    args = ["rollout.max_staleness=1"]
+    so their samples are new ones, not the lost ones. The rollouts are multi-turn episodes
+    (reasoning-gym's environment, a second attempt after a wrong answer, which the random model
+    always gives): trajectories in flight at the kill are run again once, none twice."""
+    args = ["rollout.max_staleness=1", "env.type=reasoning_gym", "env.kwargs.attempts=2", "env.max_turns=2",
+            "env.max_tokens=160"]
     a, b = tmp_path / "a", tmp_path / "b"
     out = subprocess.run(_cmd(a) + args, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -215,3 +218,5 @@ def test_async_run_resumes_with_the_same_prompts_and_fresh_weights(tmp_path):
     assert [mb[i]["sync/version"] for i in range(1, 7)] == [float(i) for i in range(1, 7)]
     assert mb[4]["rollout/staleness_max"] == 0.0  # drawn again after the resume, with its weights
     assert max(ma[i]["rollout/staleness_max"] for i in range(2, 7)) == 1.0  # A did run ahead
+    # the episodes had two model turns (the environment's ids between them), a right first answer aside
+    assert all(m[i]["rollout/turns_mean"] > 1.5 and m[i]["rollout/env_tokens"] > 0 for m in (ma, mb) for i in m)

@@ -1,9 +1,10 @@
 """Three-turn episodes on a real vLLM engine and a real DeepSpeed learner (the tiny random
 model): each turn continues from the episode's ids, environment ids go in between, and the
 learner's log-probs of the model's own ids equal vLLM's per token, while a training step
-counts and compares only those ids. Episodes whose weights change between turns (rollouts run
-ahead of the learner) record each turn's version, and the learner's importance weights are
-per token: exp(old - sampler) capped, 1 on the turns the current weights sampled."""
+counts and compares only those ids. Should the weights change between an episode's turns (rlsys's
+loop lets a sync wait for the episodes in flight; a turn loop of one's own may not), each turn
+records its version, and the learner's importance weights are per token: exp(old - sampler),
+capped, and 1 on the turns the current weights sampled."""
 
 import math
 
