@@ -73,6 +73,9 @@ class RolloutConfig(Section):
     """Tokens per KV-cache block of each rollout engine; None: 32 on a CPU (vLLM-CPU's default
     of 128 makes a short prompt cost a whole block: 32 cut the demo's generation by a third),
     vLLM's own default on a GPU. vLLM-CPU accepts multiples of 32."""
+    max_num_seqs: int | None = Field(None, ge=1)
+    """Sequences each rollout engine runs at once (vLLM's max_num_seqs); the rest of its share
+    of a batch waits for a free slot. None: vLLM's default (256 on a CPU or GPU)."""
     enforce_eager: bool = True
     """Run vLLM in eager mode, without CUDA graphs (a faster start, less memory); false lets
     vLLM capture CUDA graphs on GPUs."""

@@ -53,6 +53,7 @@ def start_rollout_worker(cfg: Config, model_path: str, slot: int):
         tensor_parallel_size=cfg.rollout.tensor_parallel_size,
         kv_block_size=cfg.rollout.kv_block_size,
         engine_process=cfg.rollout.engine_process,
+        max_num_seqs=cfg.rollout.max_num_seqs,
     )
 
 

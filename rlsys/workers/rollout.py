@@ -34,6 +34,7 @@ class RolloutWorker:
         tensor_parallel_size: int = 1,
         kv_block_size: int | None = None,
         engine_process: str = "auto",
+        max_num_seqs: int | None = None,
     ) -> None:
         """`adapter_path`: a PEFT adapter folder every generation uses (evaluation of a LoRA run).
         `tensor_parallel_size`: shards of the engine, each a rank of its own in the weight sync.
@@ -66,6 +67,7 @@ class RolloutWorker:
             enable_chunked_prefill=False,
             max_num_batched_tokens=max(max_model_len, 4096),
             **lora,
+            **({"max_num_seqs": max_num_seqs} if max_num_seqs else {}),
             **kv_block_args(kv_block_size),
             **parallel_engine_args(tensor_parallel_size),
         )

@@ -70,27 +70,21 @@ def test_a_generation_bound_run_scales_up_and_moves_off_a_drained_node(tmp_path)
     ups = [e for e in summary["scale_events"] if e["to"] > e["from"] and not e.get("abandoned")]
     assert ups and ups[0]["from"] == 1 and ups[0]["to"] == 2, summary["scale_events"]
     assert "the learner waits" in ups[0]["reason"] and "one more worker predicts" in ups[0]["reason"]
-    # Judged on settled iterations (no worker added or moved in them): 2 workers are kept only
-    # where they made the iteration at least up_gain / 2 = 5% shorter than 1 did, else the
-    # autoscaler goes back to 1 and says so. (On 2 cores one engine already fills the machine,
-    # so either can happen here; on separate machines the second worker's share is its own.)
+    # Judged on settled iterations (no worker added or moved in them): the second worker is kept
+    # (it made the iteration at least up_gain / 2 = 5% shorter), and the learner's wait on
+    # generation (the whole generation phase in the synchronous loop) fell by 10% or more.
     first = ups[0]["iteration"]
     settled = lambda r: not (r.get("autoscale/change") or r["rollout/moved"])  # noqa: E731
     one = [r for r in rows[:first] if settled(r)][-2:]
-    undo = [e for e in summary["scale_events"] if e["iteration"] > first and e["to"] < e["from"]]
-    two = [r for r in rows[first:] if r["rollout/workers"] == 2.0 and settled(r)]
-    two = two[:2] if not undo else [r for r in two if r["iteration"] <= undo[0]["iteration"]][-2:]
+    two = [r for r in rows[first:] if r["rollout/workers"] == 2.0 and settled(r)][:2]
     mean = lambda rs, key: statistics.fmean(r[key] for r in rs)  # noqa: E731
     assert ups[0]["measured_s"] == pytest.approx(mean(one, "time/iteration"), rel=1e-6)
-    paid = mean(two, "time/iteration") <= 0.95 * mean(one, "time/iteration")
-    if undo:
-        assert not paid and "did not shorten the iteration enough" in undo[0]["reason"], (one, two, undo)
-        assert rows[-1]["rollout/workers"] == 1.0 and len(ups) == 1  # the ceiling holds
-    else:
-        assert paid and rows[-1]["rollout/workers"] == 2.0, (one, two)
+    assert not [e for e in summary["scale_events"] if e["to"] < e["from"]], summary["scale_events"]
+    assert len(two) == 2 and mean(two, "time/iteration") <= 0.95 * mean(one, "time/iteration"), (one, two)
+    assert mean(two, "time/generation") <= 0.9 * mean(one, "time/generation"), (one, two)
     print(f"generation at 1 worker {mean(one, 'time/generation'):.2f} s, at 2 {mean(two, 'time/generation'):.2f} s; "
           f"iteration {mean(one, 'time/iteration'):.2f} s -> {mean(two, 'time/iteration'):.2f} s; "
-          f"{'undone' if undo else 'kept'}")
+          "kept")
 
     # the drained node: its workers were moved (not restarted: nothing died), no iteration lost
     moves = [e for e in summary["restart_events"] if e["event"] == "move"]
