@@ -115,7 +115,9 @@ def test_rollout_workers_and_their_engines_killed_at_random_moments(tmp_path):
 def test_async_run_survives_killed_engines_teacher_and_reward_worker(tmp_path):
     iterations = 16
     plan = ["rollout-engine", "teacher-engine", "reward", "rollout"]
-    run_dir = _run_with_kills(tmp_path, ["configs/tiny/grpo_teacher_ll.yaml", "rollout.num_workers=2",
+    # one rollout worker (the survivor's path runs in the synchronous test): each kill leaves the
+    # producer with no engine until the replacement is up, and one engine fewer to start
+    run_dir = _run_with_kills(tmp_path, ["configs/tiny/grpo_teacher_ll.yaml", "rollout.num_workers=1",
                                          "rollout.max_staleness=1", "rollout.max_restarts=5", "ray.num_cpus=6",
                                          "rollout.engine_process=separate", "teacher.engine_process=separate",
                                          "run.phase_timeout_s=300"], iterations, plan, seed=2)
